@@ -1,0 +1,1 @@
+"""One module per provider, all sharing :mod:`savin.notifiers.base`."""

@@ -1,0 +1,81 @@
+"""Notice jobs, delivery results and dead letters: savin's internal messages."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, Field
+
+from savin.schemas.base import Strict
+from savin.schemas.events import Urgency
+from savin.schemas.registration import Channel
+
+__all__ = ["NoticeJob", "DeliveryStatus", "DeliveryResult", "DeadLetter", "FINAL_STATUSES", "DONE_STATUSES"]
+
+
+class NoticeJob(Strict):
+    notice_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    urgency: Urgency
+    registration_id: str
+    offender_id: str
+    channel: Channel
+    address_sealed: str
+    language: str
+    timezone: str
+    #: The validated custody event as JSON: the templates' context.
+    event: dict[str, Any]
+    attempt: Annotated[int, Field(ge=0)] = 0
+    not_before: AwareDatetime | None = None
+    created_at: AwareDatetime
+
+
+class DeliveryStatus(str, enum.Enum):
+    ACCEPTED = "accepted"  # the provider took the notice
+    SENT = "sent"  # provider callback: handed to the carrier
+    DELIVERED = "delivered"
+    RETRYING = "retrying"  # a temporary failure; a retry is scheduled
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"  # permanent failure, or retries exhausted
+    SUPPRESSED = "suppressed"  # the recipient opted out of this channel
+
+
+#: A notice in one of these states is not sent again.
+DONE_STATUSES = frozenset(
+    {DeliveryStatus.ACCEPTED, DeliveryStatus.SENT, DeliveryStatus.DELIVERED,
+     DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED}
+)
+#: These states are never overwritten, whatever arrives later.
+FINAL_STATUSES = frozenset(
+    {DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED}
+)
+
+
+class DeliveryResult(Strict):
+    notice_id: uuid.UUID
+    registration_id: str
+    event_id: uuid.UUID | None = None
+    event_type: str | None = None
+    channel: Channel | None = None
+    status: DeliveryStatus
+    attempt: int = 0
+    source: Literal["attempt", "callback"] = "attempt"
+    provider: str | None = None
+    provider_ref: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    at: AwareDatetime
+
+
+class DeadLetter(Strict):
+    dead_letter_id: uuid.UUID
+    reason: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key_b64: str | None
+    value_b64: str
+    at: AwareDatetime

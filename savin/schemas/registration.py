@@ -1,0 +1,109 @@
+"""Victim registrations: the published input shape and the sealed stored shape."""
+
+from __future__ import annotations
+
+import enum
+import zoneinfo
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, field_validator, model_validator
+
+from savin.schemas.base import Strict
+from savin.schemas.events import EVENT_TYPES
+
+__all__ = ["Channel", "Contact", "Registration", "SealedContact", "StoredRegistration", "RegistrationStatus"]
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class Channel(str, enum.Enum):
+    SMS = "sms"
+    EMAIL = "email"
+    VOICE = "voice"
+
+
+class RegistrationStatus(str, enum.Enum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+E164 = r"^\+[1-9][0-9]{6,14}$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class Contact(Strict):
+    channel: Channel
+    address: Annotated[str, Field(min_length=3, max_length=254)]
+    verified: bool = False
+
+    @model_validator(mode="after")
+    def _address_fits_channel(self):
+        import re
+
+        pattern = EMAIL if self.channel is Channel.EMAIL else E164
+        if not re.match(pattern, self.address):
+            what = "an email address" if self.channel is Channel.EMAIL else "an E.164 phone number like +15735551234"
+            # The address itself is left out of the message: it is personal data.
+            raise ValueError(f"address must be {what} for channel {self.channel.value}")
+        return self
+
+
+def _check_event_types(v: tuple[str, ...] | None):
+    if v is None:
+        return v
+    unknown = sorted(set(v) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event types: {', '.join(unknown)}")
+    return v
+
+
+def _check_timezone(v: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {v!r}") from None
+    return v
+
+
+class Registration(Strict):
+    """What a registrar submits. Holds personal data: never written to Kafka as is."""
+
+    registration_id: Id
+    offender_id: Id
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    contacts: Annotated[tuple[Contact, ...], Field(min_length=1, max_length=10)]
+    language: Annotated[str, Field(pattern=r"^[a-z]{2}$")] = "en"
+    event_types: tuple[str, ...] | None = None
+    pin: Annotated[str, Field(pattern=r"^[0-9]{4,8}$")] | None = None
+    status: RegistrationStatus = RegistrationStatus.ACTIVE
+    timezone: str = "America/Chicago"
+
+    _v_events = field_validator("event_types")(classmethod(lambda cls, v: _check_event_types(v)))
+    _v_tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
+
+
+class SealedContact(Strict):
+    channel: Channel
+    address_sealed: str
+    verified: bool
+
+
+class StoredRegistration(Strict):
+    """A registration as it travels on ``savin.registrations`` and sits in tables."""
+
+    registration_id: Id
+    offender_id: Id
+    name_sealed: str
+    contacts: tuple[SealedContact, ...]
+    language: str
+    event_types: tuple[str, ...] | None
+    pin_hash: str | None
+    status: RegistrationStatus
+    timezone: str
+    updated_at: AwareDatetime
+    kind: Literal["registration"] = "registration"
+
+    def wants(self, event_type: str) -> bool:
+        if self.status is not RegistrationStatus.ACTIVE:
+            return False
+        return self.event_types is None or event_type in self.event_types or event_type == "EVENT_RETRACTED"

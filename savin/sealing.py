@@ -1,0 +1,61 @@
+"""Sealing of victims' personal data (AES-256-GCM with a key id for rotation).
+
+A sealed value is the text ``v1.<key id>.<base64url(nonce || ciphertext)>``.
+The key id and the purpose (``associated``) are bound in as associated data,
+so a sealed email address cannot be passed off as a sealed name.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from savin.settings import DataKeys
+
+__all__ = ["Sealer", "SealError", "new_key"]
+
+_VERSION = "v1"
+
+
+class SealError(ValueError):
+    """A sealed value could not be opened (unknown key id, tampered, malformed)."""
+
+
+def new_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+class Sealer:
+    def __init__(self, keys: DataKeys):
+        self._aead = {kid: AESGCM(raw) for kid, raw in keys.keys.items()}
+        self._active = keys.active_id
+
+    def seal(self, plaintext: str, purpose: str) -> str:
+        nonce = os.urandom(12)
+        ad = f"{_VERSION}.{self._active}.{purpose}".encode()
+        ct = self._aead[self._active].encrypt(nonce, plaintext.encode(), ad)
+        blob = base64.urlsafe_b64encode(nonce + ct).decode().rstrip("=")
+        return f"{_VERSION}.{self._active}.{blob}"
+
+    def open(self, sealed: str, purpose: str) -> str:
+        try:
+            version, kid, blob = sealed.split(".", 2)
+        except ValueError:
+            raise SealError("malformed sealed value") from None
+        if version != _VERSION:
+            raise SealError(f"unsupported sealed format {version!r}")
+        aead = self._aead.get(kid)
+        if aead is None:
+            raise SealError(f"no data key with id {kid!r}")
+        raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+        try:
+            pt = aead.decrypt(raw[:12], raw[12:], f"{version}.{kid}.{purpose}".encode())
+        except InvalidTag:
+            raise SealError(f"sealed value does not open with key {kid!r}") from None
+        return pt.decode()
+
+    def key_id(self, sealed: str) -> str:
+        return sealed.split(".", 2)[1]

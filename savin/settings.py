@@ -1,0 +1,148 @@
+"""The one settings object, read from ``SAVIN_*`` environment variables.
+
+Validated once at start; a wrong value fails with the variable's name.
+Adapters receive plain values taken from it, never the object itself.
+"""
+
+from __future__ import annotations
+
+import base64
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "SettingsError", "load_settings", "DataKeys"]
+
+PREFIX = "SAVIN_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class DataKeys:
+    """Keyring for sealing: the first key is used to seal, all of them open."""
+
+    def __init__(self, keys: dict[str, bytes]):
+        if not keys:
+            raise ValueError("at least one key is required")
+        self.keys = keys
+        self.active_id = next(iter(keys))
+
+    @classmethod
+    def parse(cls, text: str) -> "DataKeys":
+        """Parse ``kid:base64key[,kid:base64key...]``; a bare key gets kid ``k1``."""
+        keys: dict[str, bytes] = {}
+        for n, item in enumerate(p.strip() for p in text.split(",") if p.strip()):
+            kid, sep, b64 = item.partition(":")
+            if not sep:
+                kid, b64 = f"k{n + 1}", item
+            if not kid.isidentifier():
+                raise ValueError(f"key id {kid!r} must be letters, digits or _")
+            try:
+                raw = base64.b64decode(b64, validate=True)
+            except ValueError:
+                raise ValueError(f"key {kid!r} is not valid base64") from None
+            if len(raw) != 32:
+                raise ValueError(f"key {kid!r} must be 32 bytes (AES-256), got {len(raw)}")
+            keys[kid] = raw
+        return cls(keys)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    namespace: str = Field("savin", pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(4, ge=1, le=256)
+    replication_factor: int = Field(1, ge=1)
+
+    # Worker
+    app_id: str = "savin"
+    data_dir: Path = Path("var/worker")
+    store: str = Field("rocksdb", pattern=r"^(rocksdb|memory)$")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    log_level: str = Field("info", pattern=r"^(?i:debug|info|warning|error)$")
+    send_batch_size: int = Field(200, ge=1, le=10_000)
+    send_batch_within: float = Field(0.05, gt=0, le=10)
+    match_batch_size: int = Field(500, ge=1, le=100_000)
+    retry_delays: Annotated[tuple[float, ...], NoDecode] = (30.0, 300.0, 3600.0)
+    max_attempts: int = Field(12, ge=1, le=1000)
+
+    # Sealing
+    data_key: Annotated[SecretStr | None, Field(None)] = None
+
+    # Twilio
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr("savin-dev-token")
+    twilio_from: str | None = "+15005550006"
+    twilio_messaging_service_sid: str | None = None
+    twilio_base_url: str | None = None
+    twilio_status_callback: str | None = None
+    twilio_timeout: float = Field(10.0, gt=0)
+
+    # SMTP
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(8025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_verify_tls: bool = True
+    smtp_timeout: float = Field(10.0, gt=0)
+    email_from: str = "Victim Notification <notices@savin.invalid>"
+
+    @field_validator("retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, v):
+        if isinstance(v, str):
+            try:
+                v = tuple(float(p) for p in v.split(",") if p.strip())
+            except ValueError:
+                raise ValueError("must be comma-separated seconds, e.g. 30,300,3600") from None
+        if not v or any(d <= 0 for d in v):
+            raise ValueError("must be one or more positive delays in seconds")
+        return v
+
+    @field_validator("data_key")
+    @classmethod
+    def _check_key(cls, v: SecretStr | None):
+        if v is not None:
+            DataKeys.parse(v.get_secret_value())
+        return v
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _check_sid(cls, v: str):
+        if not (v.startswith("AC") and len(v) == 34):
+            raise ValueError("must be an Account SID: AC followed by 32 hex digits")
+        return v
+
+    @cached_property
+    def data_keys(self) -> DataKeys:
+        if self.data_key is None:
+            raise SettingsError(
+                f"{PREFIX}DATA_KEY is not set: generate one with `savin keys new`"
+            )
+        return DataKeys.parse(self.data_key.get_secret_value())
+
+    def topic(self, name: str) -> str:
+        return f"{self.namespace}.{name}"
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings from the environment, turning errors into one readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            lines.append(f"{PREFIX}{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,1 @@
+"""Local peers (fake Twilio, SMTP server) shared by the demo, tests and benchmark."""
