@@ -23,6 +23,7 @@ class NoticeJob(Strict):
     registration_id: str
     offender_id: str
     channel: Channel
+    contact_index: Annotated[int, Field(ge=0)] = 0
     address_sealed: str
     language: str
     timezone: str

@@ -1,0 +1,40 @@
+# savin: `make demo` runs the main job, `make test` the test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench broker-start broker-stop schemas clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("savin needs Python 3.11+, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/savin demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not fault"
+
+bench: $(STAMP)
+	$(BIN)/savin bench
+
+broker-start: $(STAMP)
+	$(BIN)/savin broker start
+
+broker-stop: $(STAMP)
+	$(BIN)/savin broker stop
+
+schemas: $(STAMP)
+	$(BIN)/savin schema export schemas/
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

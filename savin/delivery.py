@@ -1,0 +1,61 @@
+"""Delivery decisions as plain functions: retry scheduling and ledger merging."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from savin.schemas import FINAL_STATUSES, DeliveryStatus, NoticeJob
+
+__all__ = ["RetryPlan", "plan_retry", "retry_delay", "merge_status"]
+
+
+def retry_delay(attempt: int, delays: tuple[float, ...]) -> float:
+    """Delay before try ``attempt + 1``; the last tier repeats (e.g. every hour)."""
+    return delays[min(attempt, len(delays) - 1)]
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    tier: int  # index into the retry topics
+    job: NoticeJob
+
+
+def plan_retry(job: NoticeJob, delays: tuple[float, ...], max_attempts: int, now: dt.datetime) -> RetryPlan | None:
+    """Schedule the next try of a temporarily failed notice, or None when tries are used up.
+
+    ``job.attempt`` counts tries already made, so the first failure has attempt 0.
+    """
+    tries_made = job.attempt + 1
+    if tries_made >= max_attempts:
+        return None
+    tier = min(job.attempt, len(delays) - 1)
+    not_before = now + dt.timedelta(seconds=delays[tier])
+    return RetryPlan(tier, job.model_copy(update={"attempt": tries_made, "not_before": not_before}))
+
+
+# Rank of each status along a notice's life; a callback may only move it forward.
+_RANK = {
+    DeliveryStatus.RETRYING: 0,
+    DeliveryStatus.ACCEPTED: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.UNDELIVERED: 3,
+    DeliveryStatus.FAILED: 3,
+    DeliveryStatus.SUPPRESSED: 3,
+}
+
+
+def merge_status(current: DeliveryStatus | None, incoming: DeliveryStatus) -> DeliveryStatus | None:
+    """The ledger's new status, or None when ``incoming`` must be ignored.
+
+    A final status is never overwritten: a late ``sent`` after ``delivered``
+    changes nothing, and neither does a second final status.
+    """
+    if current is None:
+        return incoming
+    if current in FINAL_STATUSES:
+        return None
+    if _RANK[incoming] < _RANK[current]:
+        return None
+    return incoming if incoming != current else None

@@ -1,0 +1,109 @@
+"""Render and send notices; report each outcome. No Kafka in here, so it is
+tested with fakes, and the agents only move messages around it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure
+from savin.schemas import DeliveryStatus, NoticeJob
+
+__all__ = ["Outcome", "Dispatcher"]
+
+log = logging.getLogger("savin.dispatch")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: NoticeJob
+    status: DeliveryStatus  # ACCEPTED, RETRYING (temporary) or FAILED / SUPPRESSED (permanent)
+    provider: str | None = None
+    provider_ref: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+
+    @property
+    def temporary(self) -> bool:
+        return self.status is DeliveryStatus.RETRYING
+
+
+class Dispatcher:
+    """Sends a batch concurrently, but each recipient's notices in order.
+
+    ``renderer`` has ``render(event, channel, language, timezone)``;
+    ``notifiers`` maps a channel name to its :class:`Notifier`.
+    """
+
+    def __init__(self, renderer, notifiers: Mapping[str, Notifier]):
+        self._renderer = renderer
+        self._notifiers = dict(notifiers)
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if not self._started:
+                for n in self._notifiers.values():
+                    await n.start()
+                self._started = True
+
+    async def close(self) -> None:
+        for n in self._notifiers.values():
+            await n.close()
+        self._started = False
+
+    async def send_one(self, job: NoticeJob) -> Outcome:
+        channel = job.channel.value
+        notifier = self._notifiers.get(channel)
+        try:
+            if notifier is None:
+                raise PermanentFailure(f"no notifier configured for channel {channel}", "no-channel")
+            try:
+                content = self._renderer.render(job.event, channel, job.language, job.timezone)
+            except Exception as e:
+                # A template fault is ours to fix; the notice is failed, never silently dropped.
+                raise PermanentFailure(f"render failed: {e}", "render") from e
+            receipt = await notifier.send(
+                Outbound(
+                    notice_id=str(job.notice_id),
+                    registration_id=job.registration_id,
+                    address_sealed=job.address_sealed,
+                    content=content,
+                    callback_params={"notice_id": str(job.notice_id), "registration_id": job.registration_id},
+                )
+            )
+        except DeliveryError as e:
+            if e.temporary:
+                status = DeliveryStatus.RETRYING
+            else:
+                status = DeliveryStatus.SUPPRESSED if e.suppress else DeliveryStatus.FAILED
+            return Outcome(job, status, getattr(notifier, "provider", None), None, e.code, str(e))
+        except Exception as e:  # noqa: BLE001 - an unknown fault must not lose the notice
+            log.exception("unexpected send fault notice=%s", job.notice_id)
+            return Outcome(job, DeliveryStatus.RETRYING, getattr(notifier, "provider", None), None,
+                           "unexpected", type(e).__name__)
+        return Outcome(job, DeliveryStatus.ACCEPTED, receipt.provider, receipt.provider_ref)
+
+    async def send_batch(self, jobs: Sequence[NoticeJob]) -> list[Outcome]:
+        """Outcomes in the order of ``jobs``."""
+        await self.start()
+        lanes: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+        for i, job in enumerate(jobs):
+            lanes[(job.registration_id, job.channel.value, job.contact_index)].append(i)
+        outcomes: list[Outcome | None] = [None] * len(jobs)
+
+        async def run_lane(indexes: list[int]) -> None:
+            for i in indexes:
+                outcomes[i] = await self.send_one(jobs[i])
+
+        await asyncio.gather(*(run_lane(ix) for ix in lanes.values()))
+        return outcomes  # type: ignore[return-value]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,149 @@
+"""Small aiokafka helpers used outside the worker: topics, producing, reading, lag."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+
+from savin.topics import TopicSpec
+
+__all__ = ["partition_for", "ensure_topics", "producer", "read_topic", "Record", "group_lag", "end_offsets"]
+
+_partitioner = DefaultPartitioner()
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner picks for ``key``,
+    the same in Java clients, aiokafka and faust."""
+    all_ = list(range(partitions))
+    return _partitioner(key, all_, all_)
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int = 1) -> None:
+    """Create missing topics; check existing ones have the expected partition count."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass
+        present = [s for s in specs if s.name in existing]
+        if present:
+            described = await admin.describe_topics([s.name for s in present])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            for s in present:
+                if counts.get(s.name) not in (None, s.partitions):
+                    raise RuntimeError(
+                        f"topic {s.name} has {counts[s.name]} partitions, expected {s.partitions} "
+                        "(SAVIN_PARTITIONS); co-partitioned topics must match"
+                    )
+    finally:
+        await admin.close()
+
+
+def producer(bootstrap: str, **kw) -> AIOKafkaProducer:
+    kw.setdefault("acks", "all")
+    kw.setdefault("enable_idempotence", True)
+    kw.setdefault("linger_ms", 5)
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, **kw)
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, idle_timeout: float = 1.0) -> AsyncIterator[Record]:
+    """Every record currently in ``topic``, from the beginning to the end offsets
+    taken at the start; no consumer group, nothing committed."""
+    ends = await end_offsets(bootstrap, topic)
+    if not any(ends.values()):
+        return
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in ends]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = {tp for tp in tps if ends[tp.partition] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=int(idle_timeout * 1000), max_records=5000)
+            if not batch:
+                # Compaction or transactions can leave gaps up to the end offset.
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp.partition]:
+                        remaining.discard(tp)
+                continue
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    if m.offset < ends[tp.partition]:
+                        yield Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                if msgs and msgs[-1].offset + 1 >= ends[tp.partition]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def group_lag(bootstrap: str, group_id: str, topics: Iterable[str]) -> dict[str, int]:
+    """Messages not yet committed by ``group_id``, per topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id)
+    finally:
+        await admin.close()
+    lag: dict[str, int] = {}
+    for topic in topics:
+        ends = await end_offsets(bootstrap, topic)
+        total = 0
+        for p, end in ends.items():
+            meta = committed.get(TopicPartition(topic, p))
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            total += max(0, end - done)
+        lag[topic] = total
+    return lag
+
+
+async def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Await an async predicate until it returns truthy; raise TimeoutError naming ``what``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,12 @@
+"""Prometheus metrics, served by the worker at ``/metrics``. Labels carry no personal data."""
+
+from prometheus_client import Counter, Histogram
+
+EVENTS = Counter("savin_events_total", "Custody events handled by the match agent", ["outcome"])
+REGISTRATIONS = Counter("savin_registrations_applied_total", "Registration updates applied", ["status"])
+NOTICES_PLANNED = Counter("savin_notices_planned_total", "Notice jobs emitted by the match agent")
+NOTICES = Counter("savin_notices_total", "Notice outcomes", ["channel", "status"])
+NOTICES_SKIPPED = Counter("savin_notices_skipped_total", "Notices skipped as already done")
+DEAD_LETTERS = Counter("savin_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])
+CALLBACKS = Counter("savin_callbacks_total", "Provider status callbacks", ["outcome"])
+SEND_SECONDS = Histogram("savin_send_seconds", "Time for one provider send", ["provider"])

@@ -1,0 +1,336 @@
+"""The Faust app: topics, tables and thin agents over the plain functions in
+:mod:`savin.matching`, :mod:`savin.dispatch` and :mod:`savin.delivery`.
+
+Every agent catches at its boundary: whatever goes wrong with one message
+is dead-lettered with the reason and counted, and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import uuid
+import weakref
+from collections.abc import Iterator, Sequence
+
+import faust
+from faust.streams import _current_event  # see event_context()
+from pydantic import ValidationError
+
+from savin import metrics
+from savin.delivery import merge_status, plan_retry
+from savin.dispatch import Dispatcher, Outcome
+from savin.kafka import partition_for
+from savin.matching import contact_key, notices_for
+from savin.schemas import (
+    DONE_STATUSES,
+    DeadLetter,
+    DeliveryResult,
+    DeliveryStatus,
+    NoticeJob,
+    StoredRegistration,
+    Urgency,
+    describe_errors,
+    parse_event,
+)
+from savin.settings import Settings
+from savin.topics import Topics
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("savin.worker")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@contextlib.contextmanager
+def event_context(event: faust.EventT) -> Iterator[None]:
+    """Make ``event`` faust's current event while touching tables.
+
+    Faust picks a table key's store and changelog partition from the current
+    event. Inside a ``take_events`` batch that is only the last event of the
+    batch, which may come from another partition; setting it per message keeps
+    every write on its own message's partition.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _dead_letter(msg, reason: str) -> bytes:
+    import base64
+
+    return DeadLetter(
+        dead_letter_id=uuid.uuid4(),
+        reason=reason,
+        source_topic=msg.topic,
+        source_partition=msg.partition,
+        source_offset=msg.offset,
+        key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
+        value_b64=base64.b64encode(msg.value or b"").decode(),
+        at=utcnow(),
+    ).model_dump_json().encode()
+
+
+def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
+    topics = Topics(settings)
+    n = settings.partitions
+    app = faust.App(
+        settings.namespace,
+        broker=";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")),
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=n,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+    )
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=n)
+
+    custody_events = raw_topic(topics.custody_events)
+    registrations_topic = raw_topic(topics.registrations)
+    notice_topics = {
+        Urgency.URGENT: raw_topic(topics.notices_urgent),
+        Urgency.ROUTINE: raw_topic(topics.notices_routine),
+    }
+    retry_topics = [raw_topic(t) for t in topics.retries]
+    results_topic = raw_topic(topics.delivery_results)
+    dead_letters = app.topic(topics.dead_letters, key_serializer="raw", value_serializer="raw", partitions=1)
+
+    def table(name: str) -> faust.TableT:
+        return app.Table(name, partitions=n, key_serializer="raw", value_serializer="raw")
+
+    #: offender_id -> JSON {registration_id: StoredRegistration}
+    registrations = table("registrations")
+    #: event_id -> when first processed; stops a repeated event
+    seen_events = table("seen-events")
+    #: notice_id -> JSON {"status", "provider_ref", "at"}
+    ledger = table("ledger")
+    #: contact key -> provider code of the opt-out
+    suppressions = table("suppressions")
+
+    async def dead_letter(msg, reason: str) -> None:
+        metrics.DEAD_LETTERS.labels(topic=msg.topic.removeprefix(settings.namespace + ".")).inc()
+        log.warning("dead letter topic=%s partition=%s offset=%s reason=%s",
+                    msg.topic, msg.partition, msg.offset, reason)
+        await dead_letters.send(value=_dead_letter(msg, reason))
+
+    # ---- registrations ------------------------------------------------------
+
+    @app.agent(registrations_topic, name="apply-registrations")
+    async def apply_registrations(stream):
+        async for event in stream.events():
+            msg = event.message
+            try:
+                reg = StoredRegistration.model_validate_json(msg.value)
+                home = partition_for(reg.offender_id.encode(), n)
+                if msg.partition != home:
+                    # e.g. replayed from dead letters: its offender's table lives elsewhere.
+                    await registrations_topic.send(key=msg.key, value=msg.value, partition=home)
+                    continue
+                with event_context(event):
+                    current = json.loads(registrations.get(reg.offender_id) or b"{}")
+                    current[reg.registration_id] = json.loads(msg.value)
+                    registrations[reg.offender_id] = json.dumps(current).encode()
+                metrics.REGISTRATIONS.labels(status=reg.status.value).inc()
+            except ValidationError as e:
+                await dead_letter(msg, f"invalid registration: {describe_errors(e)}")
+            except Exception as e:  # noqa: BLE001 - never let one message stop the stream
+                await dead_letter(msg, f"registration failed: {type(e).__name__}: {e}")
+
+    # ---- match: custody events -> notice jobs --------------------------------
+
+    def registrations_for(offender_id: str) -> list[StoredRegistration]:
+        raw = registrations.get(offender_id)
+        if not raw:
+            return []
+        return [StoredRegistration.model_validate(r) for r in json.loads(raw).values()]
+
+    @app.agent(custody_events, name="match")
+    async def match(stream):
+        async for batch in stream.take_events(settings.match_batch_size, within=0.01):
+            await match_batch(batch)
+
+    async def match_batch(batch: Sequence[faust.EventT]) -> None:
+        now = utcnow()
+        handled: list[tuple[faust.EventT, str]] = []
+        in_batch: set[str] = set()
+        for event in batch:
+            msg = event.message
+            try:
+                ev = parse_event(msg.value)
+            except ValidationError as e:
+                metrics.EVENTS.labels(outcome="invalid").inc()
+                await dead_letter(msg, f"invalid event: {describe_errors(e)}")
+                continue
+            try:
+                event_id = str(ev.event_id)
+                home = partition_for(ev.offender_id.encode(), n)
+                if msg.partition != home:
+                    # Published without the offender_id key: the registrations for this
+                    # offender live on another partition, so send it there.
+                    metrics.EVENTS.labels(outcome="rerouted").inc()
+                    await custody_events.send(key=ev.offender_id.encode(), value=msg.value, partition=home)
+                    continue
+                with event_context(event):
+                    if event_id in in_batch or seen_events.get(event_id) is not None:
+                        metrics.EVENTS.labels(outcome="duplicate").inc()
+                        log.info("duplicate event dropped event=%s", event_id)
+                        continue
+                    regs = registrations_for(ev.offender_id)
+                in_batch.add(event_id)
+                jobs = notices_for(ev, regs, now)
+                for job in jobs:
+                    await notice_topics[job.urgency].send(
+                        key=job.registration_id.encode(), value=job.model_dump_json().encode()
+                    )
+                metrics.EVENTS.labels(outcome="matched" if jobs else "no-registrations").inc()
+                metrics.NOTICES_PLANNED.inc(len(jobs))
+                handled.append((event, event_id))
+            except Exception as e:  # noqa: BLE001
+                metrics.EVENTS.labels(outcome="error").inc()
+                await dead_letter(msg, f"match failed: {type(e).__name__}: {e}")
+        # The notices must be in Kafka before their event is marked as seen:
+        # otherwise a crash here could drop the event as a "duplicate" on replay.
+        await app.producer.flush()
+        stamp = now.isoformat().encode()
+        for event, event_id in handled:
+            with event_context(event):
+                seen_events[event_id] = stamp
+
+    # ---- deliver ------------------------------------------------------------
+
+    async def publish_result(outcome_or_job, status: DeliveryStatus, **extra) -> None:
+        job = outcome_or_job.job if isinstance(outcome_or_job, Outcome) else outcome_or_job
+        result = DeliveryResult(
+            notice_id=job.notice_id, registration_id=job.registration_id, event_id=job.event_id,
+            event_type=job.event_type, channel=job.channel, status=status, attempt=job.attempt,
+            at=utcnow(), **extra,
+        )
+        metrics.NOTICES.labels(channel=job.channel.value, status=status.value).inc()
+        await results_topic.send(key=job.registration_id.encode(), value=result.model_dump_json().encode())
+
+    def ledger_set(notice_id: uuid.UUID, status: DeliveryStatus, ref: str | None = None) -> None:
+        ledger[str(notice_id)] = json.dumps(
+            {"status": status.value, "provider_ref": ref, "at": utcnow().isoformat()}
+        ).encode()
+
+    def ledger_status(notice_id: uuid.UUID) -> DeliveryStatus | None:
+        raw = ledger.get(str(notice_id))
+        return DeliveryStatus(json.loads(raw)["status"]) if raw else None
+
+    async def deliver_batch(batch: Sequence[faust.EventT]) -> None:
+        todo: list[tuple[faust.EventT, NoticeJob]] = []
+        in_batch: set[uuid.UUID] = set()
+        for event in batch:
+            msg = event.message
+            try:
+                job = NoticeJob.model_validate_json(msg.value)
+            except ValidationError as e:
+                await dead_letter(msg, f"invalid notice job: {describe_errors(e)}")
+                continue
+            with event_context(event):
+                if job.notice_id in in_batch or ledger_status(job.notice_id) in DONE_STATUSES:
+                    metrics.NOTICES_SKIPPED.inc()
+                    continue
+                suppressed = suppressions.get(contact_key(job.registration_id, job.channel.value, job.contact_index))
+                if suppressed is not None:
+                    ledger_set(job.notice_id, DeliveryStatus.SUPPRESSED)
+            in_batch.add(job.notice_id)
+            if suppressed is not None:
+                await publish_result(job, DeliveryStatus.SUPPRESSED, error_code=suppressed.decode(),
+                                     error="recipient opted out of this channel")
+                continue
+            todo.append((event, job))
+        if todo:
+            outcomes = await dispatcher.send_batch([job for _, job in todo])
+            for (event, job), outcome in zip(todo, outcomes):
+                try:
+                    await record_outcome(event, outcome)
+                except Exception as e:  # noqa: BLE001
+                    await dead_letter(event.message, f"recording outcome failed: {type(e).__name__}: {e}")
+        # Ledger entries and results reach Kafka before the next batch starts,
+        # so a crash can repeat at most the batch in flight.
+        await app.producer.flush()
+
+    async def record_outcome(event: faust.EventT, outcome: Outcome) -> None:
+        job = outcome.job
+        extra = dict(provider=outcome.provider, provider_ref=outcome.provider_ref,
+                     error_code=outcome.error_code, error=outcome.error)
+        if outcome.status is DeliveryStatus.RETRYING:
+            plan = plan_retry(job, settings.retry_delays, settings.max_attempts, utcnow())
+            if plan is not None:
+                await retry_topics[plan.tier].send(key=job.registration_id.encode(),
+                                                   value=plan.job.model_dump_json().encode())
+                await publish_result(outcome, DeliveryStatus.RETRYING, **extra)
+                return
+            extra["error"] = f"gave up after {job.attempt + 1} tries: {outcome.error}"
+            status = DeliveryStatus.FAILED
+        else:
+            status = outcome.status
+        with event_context(event):
+            ledger_set(job.notice_id, status, outcome.provider_ref)
+            if status is DeliveryStatus.SUPPRESSED:
+                suppressions[contact_key(job.registration_id, job.channel.value, job.contact_index)] = (
+                    (outcome.error_code or "opted-out").encode()
+                )
+        await publish_result(outcome, status, **extra)
+
+    def deliver_agent(topic: faust.TopicT, name: str):
+        @app.agent(topic, name=name)
+        async def deliver(stream):
+            async for batch in stream.take_events(settings.send_batch_size, within=settings.send_batch_within):
+                await deliver_batch(batch)
+
+        return deliver
+
+    deliver_agent(notice_topics[Urgency.URGENT], "deliver-urgent")
+    deliver_agent(notice_topics[Urgency.ROUTINE], "deliver-routine")
+
+    # ---- retries ------------------------------------------------------------
+
+    def retry_agent(topic: faust.TopicT, name: str):
+        @app.agent(topic, name=name)
+        async def retry(stream):
+            async for batch in stream.take_events(settings.send_batch_size, within=settings.send_batch_within):
+                # Each tier has one delay, so messages arrive in not_before order:
+                # waiting for the last one waits for them all.
+                latest = max(
+                    (_not_before(e.message.value) for e in batch), default=None, key=lambda d: d or utcnow()
+                )
+                if latest is not None:
+                    delay = (latest - utcnow()).total_seconds()
+                    if delay > 0:
+                        await stream.sleep(delay)
+                await deliver_batch(batch)
+
+        return retry
+
+    for i, topic in enumerate(retry_topics):
+        retry_agent(topic, f"retry-{i}")
+
+    app.savin = {"topics": topics, "dispatcher": dispatcher}  # type: ignore[attr-defined]
+    return app
+
+
+def _not_before(raw: bytes) -> dt.datetime | None:
+    try:
+        return NoticeJob.model_validate_json(raw).not_before
+    except ValidationError:
+        return None

@@ -1,0 +1,28 @@
+"""Runs the Faust worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from savin.settings import Settings
+
+__all__ = ["run_worker"]
+
+
+def run_worker(settings: Settings) -> None:
+    import faust
+
+    from savin.bootstrap import build_app
+    from savin.kafka import ensure_topics
+    from savin.topics import Topics
+
+    # Topics first, with their partition counts and compaction, so co-partitioned
+    # pairs match whoever publishes first.
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics(settings).specs(), settings.replication_factor))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), logfile=None)
+    logging.getLogger("savin").setLevel(settings.log_level.upper())
+    worker.execute_from_commandline()

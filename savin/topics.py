@@ -1,0 +1,46 @@
+"""The topics savin owns: names, partition counts and configs, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from savin.settings import Settings
+
+__all__ = ["TopicSpec", "Topics"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+class Topics:
+    """Names of every topic for one namespace (``savin`` in production)."""
+
+    def __init__(self, settings: Settings):
+        t = settings.topic
+        self.partitions = settings.partitions
+        self.custody_events = t("custody-events")
+        self.registrations = t("registrations")
+        self.notices_urgent = t("notices.urgent")
+        self.notices_routine = t("notices.routine")
+        self.retries = [t(f"notice-retries.{i}") for i in range(len(settings.retry_delays))]
+        self.delivery_results = t("delivery-results")
+        self.dead_letters = t("dead-letters")
+
+    def specs(self) -> list[TopicSpec]:
+        n = self.partitions
+        compacted = {"cleanup.policy": "compact"}
+        # Events and registrations are co-partitioned by offender id; notices,
+        # retries and results by registration id. Both groups use ``n``.
+        return [
+            TopicSpec(self.custody_events, n),
+            TopicSpec(self.registrations, n, compacted),
+            TopicSpec(self.notices_urgent, n),
+            TopicSpec(self.notices_routine, n),
+            *(TopicSpec(r, n) for r in self.retries),
+            TopicSpec(self.delivery_results, n),
+            TopicSpec(self.dead_letters, 1),
+        ]
