@@ -13,19 +13,37 @@ from savin.broker import DevBroker, free_port
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory) -> str:
-    external = os.environ.get("SAVIN_KAFKA_BOOTSTRAP")
-    if external:
-        yield external
+def kafka_broker(tmp_path_factory) -> DevBroker | None:
+    """The session's broker, or None when SAVIN_KAFKA_BOOTSTRAP names one to use."""
+    if os.environ.get("SAVIN_KAFKA_BOOTSTRAP"):
+        yield None
         return
     broker = DevBroker(
         data_dir=tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port(), heap="768m"
     )
     broker.start(progress=lambda m: print(f"[broker] {m}"))
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.stop(progress=lambda m: print(f"[broker] {m}"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker) -> str:
+    return kafka_broker.bootstrap if kafka_broker else os.environ["SAVIN_KAFKA_BOOTSTRAP"]
+
+
+@pytest.fixture
+def stack(kafka_bootstrap, tmp_path):
+    """A local savin (peers + worker wiring) in its own namespace on the session broker."""
+    from savin.testing.stack import LocalStack
+
+    s = LocalStack(bootstrap=kafka_bootstrap, workdir=tmp_path / "stack")
+    s.start_peers()
+    try:
+        yield s
+    finally:
+        s.stop()
 
 
 @pytest.fixture

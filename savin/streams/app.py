@@ -114,7 +114,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     dead_letters = app.topic(topics.dead_letters, key_serializer="raw", value_serializer="raw", partitions=1)
 
     def table(name: str) -> faust.TableT:
-        return app.Table(name, partitions=n, key_serializer="raw", value_serializer="raw")
+        raw = faust.Schema(key_serializer="raw", value_serializer="raw")
+        return app.Table(name, partitions=n, schema=raw)
 
     #: offender_id -> JSON {registration_id: StoredRegistration}
     registrations = table("registrations")
@@ -226,10 +227,17 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         metrics.NOTICES.labels(channel=job.channel.value, status=status.value).inc()
         await results_topic.send(key=job.registration_id.encode(), value=result.model_dump_json().encode())
 
-    def ledger_set(notice_id: uuid.UUID, status: DeliveryStatus, ref: str | None = None) -> None:
-        ledger[str(notice_id)] = json.dumps(
-            {"status": status.value, "provider_ref": ref, "at": utcnow().isoformat()}
+    def ledger_set(notice_id: uuid.UUID, status: DeliveryStatus, ref: str | None = None) -> bool:
+        """Move a notice forward in the ledger; False when the ledger already knows better."""
+        key = str(notice_id)
+        raw = ledger.get(key)
+        current = json.loads(raw) if raw else {}
+        if merge_status(DeliveryStatus(current["status"]) if current else None, status) is None:
+            return False
+        ledger[key] = json.dumps(
+            {"status": status.value, "provider_ref": ref or current.get("provider_ref"), "at": utcnow().isoformat()}
         ).encode()
+        return True
 
     def ledger_status(notice_id: uuid.UUID) -> DeliveryStatus | None:
         raw = ledger.get(str(notice_id))
@@ -324,6 +332,47 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
 
     for i, topic in enumerate(retry_topics):
         retry_agent(topic, f"retry-{i}")
+
+    # ---- provider status callbacks -------------------------------------------
+
+    @app.agent(results_topic, name="apply-callbacks")
+    async def apply_callbacks(stream):
+        async for event in stream.events():
+            msg = event.message
+            try:
+                result = DeliveryResult.model_validate_json(msg.value)
+                if result.source != "callback":
+                    continue
+                with event_context(event):
+                    applied = ledger_set(result.notice_id, result.status, result.provider_ref)
+                metrics.CALLBACKS.labels(outcome="applied" if applied else "stale").inc()
+            except ValidationError as e:
+                await dead_letter(msg, f"invalid delivery result: {describe_errors(e)}")
+            except Exception as e:  # noqa: BLE001
+                await dead_letter(msg, f"callback failed: {type(e).__name__}: {e}")
+
+    from savin.streams.callbacks import twilio_status_view
+
+    app.page("/callbacks/twilio/status")(
+        twilio_status_view(
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            public_url=settings.twilio_status_callback,
+            publish=lambda key, value: results_topic.send(key=key, value=value),
+        )
+    )
+
+    # ---- web: health and metrics --------------------------------------------
+
+    @app.page("/healthz")
+    async def healthz(web, request):
+        ready = app.consumer is not None and not app.rebalancing and app.tables.recovery.completed.is_set()
+        return web.json({"ready": bool(ready)}, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics_page(web, request):
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     app.savin = {"topics": topics, "dispatcher": dispatcher}  # type: ignore[attr-defined]
     return app

@@ -1,0 +1,93 @@
+"""Run ``savin worker`` as its own process, as production does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+__all__ = ["WorkerProcess", "WorkerError"]
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class WorkerProcess:
+    """A worker subprocess with its environment, log file and readiness check."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, web_port: int):
+        self.env = {**os.environ, **env, "SAVIN_WEB_PORT": str(web_port), "PYTHONUNBUFFERED": "1"}
+        self.log_path = Path(log_path)
+        self.web_port = web_port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def start(self, timeout: float = 90.0) -> "WorkerProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "savin.cli", "worker"], env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                return json.load(r).get("ready", False)
+        except (OSError, ValueError):
+            return False
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise WorkerError(f"worker exited during start-up; see {self.log_path}:\n{self.tail()}")
+            if self.ready():
+                return
+            time.sleep(0.25)
+        raise WorkerError(f"worker not ready within {timeout:.0f}s; see {self.log_path}:\n{self.tail()}")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Stop gracefully (SIGTERM), killing the process group if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9, as a crash or an OOM killer would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def __enter__(self) -> "WorkerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

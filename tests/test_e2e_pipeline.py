@@ -1,0 +1,137 @@
+"""End to end: registrations and custody events through a real broker, the
+worker as its own process, notices arriving at the fake Twilio and the SMTP server."""
+
+import json
+import random
+import uuid
+from pathlib import Path
+
+import pytest
+
+from savin.rendering import Renderer
+from savin.schemas import parse_event
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+O1, O2 = "MO-E2E-1", "MO-E2E-2"
+
+
+def phone() -> str:
+    return "+1573" + "".join(random.choice("0123456789") for _ in range(7))
+
+
+def victims():
+    tag = uuid.uuid4().hex[:6]
+    return {
+        "A": dict(name=f"Annabel Quillfeather {tag}", sms=phone(), email=f"annabel.{tag}@example.org", language="en"),
+        "B": dict(name=f"Benita Zarzamora {tag}", sms=phone(), email=f"benita.{tag}@example.org", language="es"),
+        "C": dict(name=f"Cordelia Vantongeren {tag}", sms=phone(), email=f"cordelia.{tag}@example.org", language="en"),
+    }
+
+
+def registration(rid, offender, v, **extra):
+    return json.dumps({
+        "registration_id": rid, "offender_id": offender, "name": v["name"], "language": v["language"],
+        "contacts": [{"channel": "sms", "address": v["sms"], "verified": True},
+                     {"channel": "email", "address": v["email"], "verified": True}],
+        **extra,
+    })
+
+
+def event(event_type, offender, **envelope):
+    doc = json.loads((EXAMPLES / "events" / f"{event_type}.json").read_text())
+    doc.update(event_id=str(uuid.uuid4()), offender_id=offender, offender_name="Jonah E2E Doe", **envelope)
+    return doc
+
+
+async def test_events_reach_every_registered_victim_once_in_their_language(stack, kafka_broker):
+    v = victims()
+    hearings = ["HEARING_SCHEDULED", "HEARING_RESCHEDULED", "HEARING_CANCELLED", "HEARING_DECISION"]
+    regs = [
+        registration("R-A", O1, v["A"]),
+        registration("R-B", O1, v["B"]),
+        registration("R-C1", O1, v["C"]),
+        registration("R-C2", O2, v["C"], event_types=hearings),
+    ]
+    worker = stack.start_worker(SAVIN_LOG_LEVEL="debug")
+    report = await stack.import_registrations(regs)
+    assert report.published == 4 and report.errors == []
+    # Victim C cancels the registration for O1 (an update of the same registration).
+    cancel = json.loads(regs[2]) | {"status": "cancelled"}
+    await stack.import_registrations([json.dumps(cancel)])
+    await stack.wait_caught_up(stack.topics.registrations)
+
+    scheduled = event("RELEASE_SCHEDULED", O1)
+    hearing = event("HEARING_SCHEDULED", O2)
+    restitution = event("RESTITUTION_PAYMENT", O2)  # C wants hearings only
+    released = event("RELEASED", O1)
+    escaped = event("ESCAPED", O1)
+    await stack.publish_events([json.dumps(e) for e in (scheduled, hearing, restitution, released)])
+    await stack.publish_events([json.dumps(released)])  # the same event_id again
+    malformed = json.dumps(event("ESCAPED", O1, occurred_at="2026-11-20 09:25") | {"payload": {}})
+    await stack.publish_raw(malformed.encode(), key=O1.encode())
+    await stack.publish_events([json.dumps(escaped)])
+
+    for topic in (stack.topics.custody_events, stack.topics.notices_urgent, stack.topics.notices_routine):
+        await stack.wait_caught_up(topic, timeout=60)
+    assert stack.twilio.wait_for(7, timeout=30)
+    assert stack.smtp.wait_for(7, timeout=30)
+
+    renderer = Renderer()
+
+    def expected(ev, channel, language):
+        body = parse_event(json.dumps(ev)).model_dump(mode="json")
+        return renderer.render(body, channel, language, "America/Chicago")
+
+    sms = {}
+    for m in stack.twilio.messages:
+        sms.setdefault(m.to, []).append(m.body)
+    o1_events = [scheduled, released, escaped]
+    assert sms == {
+        v["A"]["sms"]: [expected(e, "sms", "en").text for e in o1_events],
+        v["B"]["sms"]: [expected(e, "sms", "es").text for e in o1_events],
+        v["C"]["sms"]: [expected(hearing, "sms", "en").text],
+    }
+    mail = {}
+    for m in stack.smtp.messages:
+        (rcpt,) = m.rcpt_tos
+        mail.setdefault(rcpt, []).append(str(m.message["Subject"]))
+    assert {k: sorted(s) for k, s in mail.items()} == {
+        v["A"]["email"]: sorted(expected(e, "email", "en").subject for e in o1_events),
+        v["B"]["email"]: sorted(expected(e, "email", "es").subject for e in o1_events),
+        v["C"]["email"]: [expected(hearing, "email", "en").subject],
+    }
+    assert stack.twilio.rejected == []
+
+    (letter,) = await stack.dead_letters()
+    assert letter.source_topic == stack.topics.custody_events
+    assert "ESCAPED.occurred_at" in letter.reason and "ESCAPED.payload.facility" in letter.reason
+
+    results = await stack.results()
+    accepted = {r.notice_id for r in results if r.status.value == "accepted"}
+    assert len(accepted) == 14
+
+    # Nothing personal in plain text: broker data, worker state, worker log.
+    worker.stop()
+    secrets = [s for person in v.values() for s in (person["name"], person["sms"], person["email"])]
+    secrets += [s.split("@")[0] for s in secrets if "@" in s]
+    places = [stack.workdir] + ([kafka_broker.data_dir] if kafka_broker else [])
+    assert (stack.workdir / "worker.log").stat().st_size > 0
+    leaks = scan_for(places, secrets)
+    assert leaks == [], leaks
+
+
+def scan_for(roots, needles) -> list[str]:
+    """Every (file, needle) where a needle appears in plain text (UTF-8 or UTF-16)."""
+    hits = []
+    encoded = [(n, n.encode(), n.encode("utf-16-le")) for n in needles]
+    for root in roots:
+        for path in Path(root).rglob("*"):
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+            for needle, utf8, utf16 in encoded:
+                if utf8 in data or utf16 in data:
+                    hits.append(f"{path}: {needle}")
+    return hits
