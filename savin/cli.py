@@ -23,11 +23,13 @@ schema_app = typer.Typer(help="Published JSON Schemas.", no_args_is_help=True)
 registrations_app = typer.Typer(help="Victim registrations.", no_args_is_help=True)
 dead_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
 keys_app = typer.Typer(help="Data keys for sealing personal data.", no_args_is_help=True)
+notices_app = typer.Typer(help="Audit notices: where each one stands and how it got there.", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(schema_app, name="schema")
 app.add_typer(registrations_app, name="registrations")
 app.add_typer(dead_app, name="dead-letters")
 app.add_typer(keys_app, name="keys")
+app.add_typer(notices_app, name="notices")
 
 out = Console()
 err = Console(stderr=True)
@@ -226,6 +228,77 @@ def dead_letters_replay(
     out.print(f"replayed {n}")
 
 
+# ---- notices ------------------------------------------------------------------------
+
+
+def _histories(s: Settings):
+    from savin.operations import delivery_results, notice_histories
+
+    return notice_histories(asyncio.run(delivery_results(s)))
+
+
+@notices_app.command("list")
+def notices_list(
+    status: Optional[str] = typer.Option(None, help="Only notices now in this status, e.g. failed, retrying."),
+    event_id: Optional[str] = typer.Option(None, "--event-id", help="Only notices of this event."),
+    registration_id: Optional[str] = typer.Option(None, "--registration-id", help="Only this registration's."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+):
+    """Every notice with its current status, tries and last error (ids only, no contact details)."""
+    from savin.schemas import DeliveryStatus
+
+    if status is not None and status not in {s.value for s in DeliveryStatus}:
+        raise fail(f"--status must be one of {', '.join(s.value for s in DeliveryStatus)}", 2)
+    rows = []
+    for h in _histories(settings()).values():
+        if status and (h.status is None or h.status.value != status):
+            continue
+        if event_id and str(h.first("event_id")) != event_id:
+            continue
+        if registration_id and h.first("registration_id") != registration_id:
+            continue
+        rows.append({
+            "notice_id": str(h.notice_id), "status": h.status.value if h.status else None,
+            "event_type": h.first("event_type"), "event_id": str(h.first("event_id")),
+            "registration_id": h.first("registration_id"),
+            "channel": h.first("channel").value if h.first("channel") else None,
+            "attempts": h.attempts, "last_error": h.last_error,
+            "updated": h.results[-1].at.isoformat(timespec="seconds"),
+        })
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    table = Table("notice", "status", "event", "registration", "channel", "tries", "last error", "updated",
+                  title=f"{len(rows)} notices")
+    for row in rows:
+        table.add_row(row["notice_id"], row["status"], row["event_type"], row["registration_id"], row["channel"],
+                      str(row["attempts"]), row["last_error"] or "", row["updated"])
+    out.print(table)
+
+
+@notices_app.command("show")
+def notices_show(notice_id: str = typer.Argument(..., help="The notice id (see `savin notices list`).")):
+    """One notice end to end: every try, provider acceptance and status callback, in order."""
+    import uuid as _uuid
+
+    try:
+        key = _uuid.UUID(notice_id)
+    except ValueError:
+        raise fail(f"not a notice id (UUID): {notice_id!r}", 2) from None
+    h = _histories(settings()).get(key)
+    if h is None:
+        raise fail(f"no delivery results for notice {notice_id}")
+    out.print(f"notice {notice_id}: [bold]{h.status.value if h.status else '?'}[/bold] "
+              f"({h.first('event_type')} event {h.first('event_id')}, registration {h.first('registration_id')}, "
+              f"{h.first('channel').value if h.first('channel') else '?'})")
+    table = Table("at", "source", "status", "try", "provider", "reference", "error")
+    for r in h.results:
+        table.add_row(r.at.isoformat(timespec="milliseconds"), r.source, r.status.value, str(r.attempt),
+                      r.provider or "", r.provider_ref or "", f"{r.error_code or ''} {r.error or ''}".strip())
+    out.print(table)
+
+
 # ---- demo and bench --------------------------------------------------------------------
 
 
@@ -235,6 +308,39 @@ def demo():
     from savin.demo import run_demo
 
     raise typer.Exit(run_demo(out))
+
+
+@app.command("bench")
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Small sizes; finishes in under two minutes."),
+    out_dir: Path = typer.Option(Path("bench"), "--out", help="Where results.json and RESULTS.md go."),
+    events: Optional[int] = typer.Option(None, help="Events for the match stage and the baseline."),
+    registrations: Optional[int] = typer.Option(None, help="Registrations for the match stage."),
+    offenders: Optional[int] = typer.Option(None, help="Registered offenders for the match stage."),
+    notices: Optional[int] = typer.Option(None, help="Notices for the send stage."),
+    rate: Optional[int] = typer.Option(None, help="Events per second offered in the latency stage."),
+    duration: Optional[float] = typer.Option(None, help="Seconds of the latency stage."),
+    recovery_registrations: Optional[int] = typer.Option(None, help="Registrations held at the restart."),
+):
+    """Measure throughput, latency and recovery against a raw aiokafka baseline."""
+    import dataclasses
+
+    from savin.bench import QUICK, STANDARD, run_bench
+
+    base = QUICK if quick else STANDARD
+    given = dict(events=events, registrations=registrations, offenders=offenders, notices=notices,
+                 rate=rate, duration=duration, recovery_registrations=recovery_registrations)
+    for name, value in given.items():
+        if value is not None and value <= 0:
+            raise fail(f"--{name.replace('_', '-')} must be positive")
+    sizes = dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+    label = "quick" if quick else "standard"
+    if sizes != base:
+        label += " (custom sizes)"
+    try:
+        run_bench(sizes, out_dir, out, label=label)
+    except (BrokerError, TimeoutError) as e:
+        raise fail(str(e)) from None
 
 
 def main() -> None:

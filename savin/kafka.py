@@ -147,3 +147,49 @@ async def wait_until(predicate, timeout: float, interval: float = 0.2, what: str
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+class OffsetWatch:
+    """A long-lived connection for polling topic sizes and a group's lag cheaply."""
+
+    def __init__(self, bootstrap: str):
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._parts: dict[str, list[TopicPartition]] = {}
+
+    async def __aenter__(self) -> "OffsetWatch":
+        await self._consumer.start()
+        await self._admin.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def _partitions(self, topic: str) -> list[TopicPartition]:
+        if topic not in self._parts:
+            parts = self._consumer.partitions_for_topic(topic)
+            if parts is None:
+                await self._consumer._client.force_metadata_update()
+                parts = self._consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                return []
+            self._parts[topic] = [TopicPartition(topic, p) for p in sorted(parts)]
+        return self._parts[topic]
+
+    async def ends(self, topic: str) -> dict[TopicPartition, int]:
+        tps = await self._partitions(topic)
+        return await self._consumer.end_offsets(tps) if tps else {}
+
+    async def total(self, *topics: str) -> int:
+        """Messages ever written to ``topics`` (sum of end offsets)."""
+        return sum([sum((await self.ends(t)).values()) for t in topics])
+
+    async def lag(self, group_id: str, *topics: str) -> int:
+        committed = await self._admin.list_consumer_group_offsets(group_id)
+        lag = 0
+        for topic in topics:
+            for tp, end in (await self.ends(topic)).items():
+                meta = committed.get(tp)
+                lag += max(0, end - (meta.offset if meta is not None and meta.offset >= 0 else 0))
+        return lag

@@ -18,6 +18,9 @@ __all__ = ["Settings", "SettingsError", "load_settings", "DataKeys"]
 
 PREFIX = "SAVIN_"
 
+#: The worker's agents, by group.
+AGENTS = frozenset({"registrations", "match", "deliver", "retry", "callbacks"})
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -75,6 +78,9 @@ class Settings(BaseSettings):
     match_batch_size: int = Field(500, ge=1, le=100_000)
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (30.0, 300.0, 3600.0)
     max_attempts: int = Field(12, ge=1, le=1000)
+    #: Which agents this worker runs (default: all). Lets a deployment scale
+    #: matching and delivery separately, and the benchmark time one stage alone.
+    agents: Annotated[frozenset[str], NoDecode] = AGENTS
 
     # Sealing
     data_key: Annotated[SecretStr | None, Field(None)] = None
@@ -108,6 +114,18 @@ class Settings(BaseSettings):
                 raise ValueError("must be comma-separated seconds, e.g. 30,300,3600") from None
         if not v or any(d <= 0 for d in v):
             raise ValueError("must be one or more positive delays in seconds")
+        return v
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _split_agents(cls, v):
+        if isinstance(v, str):
+            v = {p.strip() for p in v.split(",") if p.strip()}
+        v = frozenset(v)
+        if unknown := v - AGENTS:
+            raise ValueError(f"unknown agents {', '.join(sorted(unknown))}; choose from {', '.join(sorted(AGENTS))}")
+        if not v:
+            raise ValueError("name at least one agent")
         return v
 
     @field_validator("data_key")

@@ -134,7 +134,6 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
 
     # ---- registrations ------------------------------------------------------
 
-    @app.agent(registrations_topic, name="apply-registrations")
     async def apply_registrations(stream):
         async for event in stream.events():
             msg = event.message
@@ -163,7 +162,6 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
             return []
         return [StoredRegistration.model_validate(r) for r in json.loads(raw).values()]
 
-    @app.agent(custody_events, name="match")
     async def match(stream):
         async for batch in stream.take_events(settings.match_batch_size, within=0.01):
             await match_batch(batch)
@@ -300,42 +298,27 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
                 )
         await publish_result(outcome, status, **extra)
 
-    def deliver_agent(topic: faust.TopicT, name: str):
-        @app.agent(topic, name=name)
-        async def deliver(stream):
-            async for batch in stream.take_events(settings.send_batch_size, within=settings.send_batch_within):
-                await deliver_batch(batch)
-
-        return deliver
-
-    deliver_agent(notice_topics[Urgency.URGENT], "deliver-urgent")
-    deliver_agent(notice_topics[Urgency.ROUTINE], "deliver-routine")
+    async def deliver(stream):
+        async for batch in stream.take_events(settings.send_batch_size, within=settings.send_batch_within):
+            await deliver_batch(batch)
 
     # ---- retries ------------------------------------------------------------
 
-    def retry_agent(topic: faust.TopicT, name: str):
-        @app.agent(topic, name=name)
-        async def retry(stream):
-            async for batch in stream.take_events(settings.send_batch_size, within=settings.send_batch_within):
-                # Each tier has one delay, so messages arrive in not_before order:
-                # waiting for the last one waits for them all.
-                latest = max(
-                    (_not_before(e.message.value) for e in batch), default=None, key=lambda d: d or utcnow()
-                )
-                if latest is not None:
-                    delay = (latest - utcnow()).total_seconds()
-                    if delay > 0:
-                        await stream.sleep(delay)
-                await deliver_batch(batch)
-
-        return retry
-
-    for i, topic in enumerate(retry_topics):
-        retry_agent(topic, f"retry-{i}")
+    async def retry(stream):
+        async for batch in stream.take_events(settings.send_batch_size, within=settings.send_batch_within):
+            # Each tier has one delay, so messages arrive in not_before order:
+            # waiting for the last one waits for them all.
+            latest = max(
+                (_not_before(e.message.value) for e in batch), default=None, key=lambda d: d or utcnow()
+            )
+            if latest is not None:
+                delay = (latest - utcnow()).total_seconds()
+                if delay > 0:
+                    await stream.sleep(delay)
+            await deliver_batch(batch)
 
     # ---- provider status callbacks -------------------------------------------
 
-    @app.agent(results_topic, name="apply-callbacks")
     async def apply_callbacks(stream):
         async for event in stream.events():
             msg = event.message
@@ -350,6 +333,20 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
                 await dead_letter(msg, f"invalid delivery result: {describe_errors(e)}")
             except Exception as e:  # noqa: BLE001
                 await dead_letter(msg, f"callback failed: {type(e).__name__}: {e}")
+
+    # ---- which agents run here ------------------------------------------------
+
+    plan = {
+        "registrations": [(registrations_topic, apply_registrations)],
+        "match": [(custody_events, match)],
+        "deliver": [(notice_topics[Urgency.URGENT], deliver), (notice_topics[Urgency.ROUTINE], deliver)],
+        "retry": [(t, retry) for t in retry_topics],
+        "callbacks": [(results_topic, apply_callbacks)],
+    }
+    for group in sorted(settings.agents):
+        for topic, fun in plan[group]:
+            # One agent per topic, so urgent notices never queue behind routine ones.
+            app.agent(topic, name=f"{fun.__name__}-{topic.get_topic_name()}")(fun)
 
     from savin.streams.callbacks import twilio_status_view
 

@@ -97,9 +97,13 @@ class LocalStack:
                     os.environ[k] = v
 
     def start_worker(self, timeout: float = 120.0, **extra_env: str) -> WorkerProcess:
+        return self.worker(**extra_env).start(timeout)
+
+    def worker(self, **extra_env: str) -> WorkerProcess:
+        """A worker wired to this stack, not yet started; stopped with the stack."""
         w = WorkerProcess({**self.env(), **extra_env}, self.workdir / "worker.log", self.web_port)
         self.workers.append(w)
-        return w.start(timeout)
+        return w
 
     @property
     def topics(self) -> Topics:

@@ -32,15 +32,28 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.web_port}"
 
     def start(self, timeout: float = 90.0) -> "WorkerProcess":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "savin.cli", "worker"], env=self.env,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        log.close()
+        self.launch()
         self.wait_ready(timeout)
         return self
+
+    def launch(self) -> "WorkerProcess":
+        """Start the process without waiting for it to be ready."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "savin.cli", "worker"], env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        return self
+
+    def peak_rss(self) -> int:
+        """The process's peak resident set size so far, in bytes (Linux)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        raise WorkerError("VmHWM not reported by /proc")
 
     def ready(self) -> bool:
         try:

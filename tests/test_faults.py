@@ -1,0 +1,277 @@
+"""Delivery guarantees under failure: a crashed worker, a restarted broker, a
+provider outage, permanent provider errors, forged and replayed callbacks.
+
+Real broker, worker as its own process, the fake Twilio and the SMTP server.
+The figures each test measures are printed and attached as test properties.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import aiohttp
+import pytest
+from twilio.request_validator import RequestValidator
+
+from savin.broker import DevBroker, free_port
+from savin.delivery import retry_delay
+from savin.schemas import DeliveryStatus
+from savin.testing.fake_twilio import FakeTwilio
+from savin.testing.smtp_server import SmtpCatcher
+from savin.testing.stack import TWILIO_TOKEN, LocalStack
+from support import event, phone, registration, tally
+
+pytestmark = [pytest.mark.e2e, pytest.mark.fault]
+
+FAST_RETRIES = {"SAVIN_RETRY_DELAYS": "2,4,8", "SAVIN_MAX_ATTEMPTS": "30"}
+
+
+def fault_number(code: int) -> str:
+    return next(n for n, c in FakeTwilio.FAULT_NUMBERS.items() if c == code)
+
+
+def fault_address(code: int) -> str:
+    return next(a for a, c in SmtpCatcher.FAULT_ADDRESSES.items() if c == code)
+
+
+def counter(metrics_text: str, name: str, **labels) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in metrics_text.splitlines():
+        m = re.match(rf"{name}{{(.*)}} (\S+)$", line)
+        if m and ",".join(sorted(m.group(1).split(","))) == want:
+            return float(m.group(2))
+    return 0.0
+
+
+async def load(stack: LocalStack, regs: list[str]) -> None:
+    report = await stack.import_registrations(regs)
+    assert report.errors == []
+    await stack.wait_caught_up(stack.topics.registrations)
+
+
+async def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_kill_9_mid_burst_loses_nothing_and_repeats_at_most_one_batch(stack, record_property):
+    n = 2000
+    batch = 200
+    stack.worker_env.update(SAVIN_SEND_BATCH_SIZE=str(batch))
+    stack.twilio.latency = 0.02
+    worker = stack.start_worker()
+    await load(stack, [registration(f"R-{i}", f"O-{i}", sms=phone(i)) for i in range(n)])
+    await stack.publish_events([json.dumps(event("RELEASE_SCHEDULED", f"O-{i}")) for i in range(n)])
+
+    await wait_for(lambda: len(stack.twilio.messages) >= n // 5, 60, "the burst to start")
+    worker.kill()
+    sent_before_kill = len(stack.twilio.messages)
+    assert sent_before_kill < n, "the burst finished before the kill; nothing was tested"
+
+    stack.start_worker()
+    await wait_for(lambda: len({m.to for m in stack.twilio.messages}) >= n, 120, "every notice after restart")
+    await stack.wait_caught_up(stack.topics.notices_routine)
+
+    distinct, repeats = tally(m.to for m in stack.twilio.messages)
+    lost = n - distinct
+    print(f"\nkill -9 after {sent_before_kill} of {n} sent: lost {lost}, sent twice {repeats}")
+    record_property("kill9_sent_before_kill", sent_before_kill)
+    record_property("kill9_lost", lost)
+    record_property("kill9_duplicates", repeats)
+    assert lost == 0
+    assert repeats <= batch
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker this test may stop and start again (the session's broker stays up)."""
+    broker = DevBroker(data_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
+    broker.start(progress=lambda m: None)
+    try:
+        yield broker
+    finally:
+        broker.stop(progress=lambda m: None)
+
+
+async def test_broker_restart_mid_stream_loses_nothing(own_broker, tmp_path, record_property):
+    stack = LocalStack(bootstrap=own_broker.bootstrap, workdir=tmp_path / "stack")
+    stack.start_peers()
+    try:
+        n = 300
+        stack.start_worker()
+        await load(stack, [registration(f"R-{i}", f"O-{i}", sms=phone(i)) for i in range(n)])
+        first, second = range(0, n // 2), range(n // 2, n)
+        await stack.publish_events([json.dumps(event("RELEASED", f"O-{i}")) for i in first])
+        await wait_for(lambda: len(stack.twilio.messages) >= len(first), 60, "the first half")
+
+        down = time.monotonic()
+        own_broker.stop(progress=lambda m: None)
+        await asyncio.sleep(3)
+        own_broker.start(progress=lambda m: None)
+        print(f"\nbroker down for {time.monotonic() - down:.1f}s")
+
+        await stack.publish_events([json.dumps(event("RELEASED", f"O-{i}")) for i in second])
+        await wait_for(lambda: len({m.to for m in stack.twilio.messages}) >= n, 180, "the second half")
+        distinct, repeats = tally(m.to for m in stack.twilio.messages)
+        record_property("broker_restart_lost", n - distinct)
+        record_property("broker_restart_duplicates", repeats)
+        assert distinct == n
+        assert all(w.proc.poll() is None for w in stack.workers), "the worker died with the broker"
+    finally:
+        stack.stop()
+
+
+async def test_provider_outage_for_a_minute_drains_after_it_without_failing_any(stack, record_property):
+    n = 100
+    stack.worker_env.update(FAST_RETRIES)
+    stack.start_worker()
+    await load(stack, [registration(f"R-{i}", f"O-{i}", sms=phone(i)) for i in range(n)])
+
+    stack.twilio.outage(30, status=503)
+    outage_started = time.time()
+    await stack.publish_events([json.dumps(event("ABSCONDED", f"O-{i}")) for i in range(n)])
+    await asyncio.sleep(30)
+    stack.twilio.outage(30, status=429)
+    await asyncio.sleep(30)
+    outage_ended = time.time()
+    assert stack.twilio.messages == [], "a message was accepted during the outage"
+
+    await wait_for(lambda: len({m.to for m in stack.twilio.messages}) >= n, 120, "the backlog to drain")
+    drain = max(m.at for m in stack.twilio.messages) - outage_ended
+    print(f"\noutage of {outage_ended - outage_started:.0f}s: drained {drain:.1f}s after it ended")
+    record_property("outage_drain_seconds", round(drain, 1))
+
+    await stack.wait_caught_up(stack.topics.notices_urgent)
+    results = await stack.results()
+    assert not [r for r in results if r.status is DeliveryStatus.FAILED]
+    retries = [r for r in results if r.status is DeliveryStatus.RETRYING]
+    assert {r.error_code for r in retries} >= {"20503", "20429"} or {r.error_code for r in retries} >= {"503", "429"}
+    # Backed off: each try waited at least its tier's delay (2 s, 4 s, then 8 s) after the one before.
+    delays = [float(d) for d in FAST_RETRIES["SAVIN_RETRY_DELAYS"].split(",")]
+    tries: dict = {}
+    for r in results:
+        tries.setdefault(r.notice_id, []).append(r)
+    for history in tries.values():
+        history.sort(key=lambda r: r.attempt)
+        for before, after in zip(history, history[1:]):
+            gap = (after.at - before.at).total_seconds()
+            assert gap >= 0.9 * retry_delay(before.attempt, delays), (before.attempt, gap)
+    assert max(r.attempt for r in retries) >= 4
+    accepted = {r.notice_id for r in results if r.status is DeliveryStatus.ACCEPTED}
+    assert len(accepted) == n
+
+
+async def test_permanent_errors_end_at_once_and_opt_out_suppresses_the_contact(stack):
+    codes = [21211, 21408, 21612, 21614, 21610]
+    numbers = {code: fault_number(code) for code in codes}
+    bounce, tempfail = fault_address(550), fault_address(451)
+    stack.worker_env.update(SAVIN_RETRY_DELAYS="1,1", SAVIN_MAX_ATTEMPTS="3")
+    worker = stack.start_worker()
+    regs = [registration(f"R-{code}", "O-PERM", sms=numbers[code]) for code in codes]
+    regs += [registration("R-BOUNCE", "O-PERM", email=bounce), registration("R-TEMP", "O-PERM", email=tempfail)]
+    await load(stack, regs)
+
+    first = event("RELEASED", "O-PERM")
+    await stack.publish_events([json.dumps(first)])
+    await wait_for(lambda: len(stack.twilio.faults) >= len(codes), 30, "the first tries")
+    await stack.wait_caught_up(stack.topics.notices_urgent)
+    results = await stack.results()
+    by_reg = {r.registration_id: r for r in results if r.status is not DeliveryStatus.RETRYING}
+    for code in codes:
+        r = by_reg[f"R-{code}"]
+        expected = DeliveryStatus.SUPPRESSED if code == 21610 else DeliveryStatus.FAILED
+        assert (r.status, r.error_code, r.attempt) == (expected, str(code), 0)
+    assert (by_reg["R-BOUNCE"].status, by_reg["R-BOUNCE"].error_code) == (DeliveryStatus.FAILED, "550")
+    assert not [r for r in results if r.status is DeliveryStatus.RETRYING and r.registration_id != "R-TEMP"]
+
+    # The opted-out contact is not tried again; the others are (a later notice may succeed).
+    faults_before = len(stack.twilio.faults)
+    second = event("ESCAPED", "O-PERM")
+    await stack.publish_events([json.dumps(second)])
+    await wait_for(lambda: len(stack.twilio.faults) >= faults_before + len(codes) - 1, 30, "the second tries")
+    await stack.wait_caught_up(stack.topics.notices_urgent)
+    await asyncio.sleep(1)
+    assert len(stack.twilio.faults) == faults_before + len(codes) - 1
+    suppressed = [r for r in await stack.results()
+                  if r.registration_id == "R-21610" and str(r.event_id) == second["event_id"]]
+    assert [(r.status, r.provider) for r in suppressed] == [(DeliveryStatus.SUPPRESSED, None)]
+
+    # A temporary SMTP failure is retried until the tries run out, then failed for operators to see.
+    def gave_up() -> list[dict]:
+        done = subprocess.run([sys.executable, "-m", "savin.cli", "notices", "list", "--status", "failed",
+                               "--registration-id", "R-TEMP", "--json"],
+                              env={**os.environ, **stack.env()}, capture_output=True, text=True, check=True)
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    deadline = time.monotonic() + 60
+    while not (rows := gave_up()) or len(rows) < 2:
+        assert time.monotonic() < deadline, "the temporary failures were never given up"
+        await asyncio.sleep(1)
+    assert {row["attempts"] for row in rows} == {3}
+    assert all(row["last_error"].startswith("451") for row in rows)
+    assert "@" not in json.dumps(rows)
+    assert worker.proc.poll() is None
+
+
+async def test_callbacks_forged_replayed_and_out_of_order(stack):
+    stack.twilio.callbacks_out_of_order = True
+    worker = stack.start_worker()
+    await load(stack, [registration("R-CB", "O-CB", sms=phone(1)),
+                       registration("R-UND", "O-CB", sms=next(iter(FakeTwilio.CALLBACK_OUTCOMES)))])
+    await stack.publish_events([json.dumps(event("RELEASED", "O-CB"))])
+    await wait_for(lambda: len(stack.twilio.callback_responses) >= 4, 30, "the status callbacks")
+    assert {status for *_, status in stack.twilio.callback_responses} == {200}
+
+    results = [r for r in await _results_until(stack, lambda rs: len([r for r in rs if r.source == "callback"]) >= 4)]
+    callbacks = [r for r in results if r.source == "callback"]
+    final = {r.registration_id: r for r in callbacks if r.status is not DeliveryStatus.SENT}
+    assert final["R-CB"].status is DeliveryStatus.DELIVERED
+    assert final["R-UND"].status is DeliveryStatus.UNDELIVERED
+    assert final["R-UND"].error_code == str(FakeTwilio.CALLBACK_OUTCOMES[next(iter(FakeTwilio.CALLBACK_OUTCOMES))])
+
+    # The late "sent" after the final status changed nothing in the ledger.
+    await stack.wait_caught_up(stack.topics.delivery_results)
+    metrics = worker.metrics()
+    assert counter(metrics, "savin_callbacks_total", outcome="stale") >= 2
+
+    # Forged: a valid-looking callback signed with another token; replayed: one already honoured.
+    url = f"{stack.env()['SAVIN_TWILIO_STATUS_CALLBACK']}?" + urllib.parse.urlencode(
+        {"notice_id": str(final["R-CB"].notice_id), "registration_id": "R-CB"})
+    params = {"MessageSid": final["R-CB"].provider_ref or "SM" + "0" * 32, "MessageStatus": "failed",
+              "AccountSid": stack.settings().twilio_account_sid}
+    good = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+    forged = RequestValidator("not-the-token").compute_signature(url, params)
+    async with aiohttp.ClientSession() as http:
+        async def post(signature: str | None) -> int:
+            headers = {"X-Twilio-Signature": signature} if signature else {}
+            async with http.post(url, data=params, headers=headers) as resp:
+                return resp.status
+
+        assert await post(forged) == 403
+        assert await post(None) == 403
+        assert await post(good) == 200
+        assert await post(good) == 409
+    # The one honoured "failed" arrived after "delivered": stale, not applied.
+    await stack.wait_caught_up(stack.topics.delivery_results)
+    assert counter(worker.metrics(), "savin_callbacks_total", outcome="forged") == 2
+    assert counter(worker.metrics(), "savin_callbacks_total", outcome="replayed") == 1
+    assert counter(worker.metrics(), "savin_callbacks_total", outcome="stale") >= 3
+
+
+async def _results_until(stack, predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        results = await stack.results()
+        if predicate(results) or time.monotonic() > deadline:
+            return results
+        await asyncio.sleep(0.5)
