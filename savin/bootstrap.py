@@ -54,6 +54,8 @@ def quiet_third_party_logs() -> None:
     logging.getLogger("twilio").setLevel(logging.WARNING)
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     logging.getLogger("aiosmtplib").setLevel(logging.WARNING)
+    # Kafka client chatter (every request and response) drowns savin's own debug lines.
+    logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
 def build_app(settings: Settings):

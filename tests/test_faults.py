@@ -115,9 +115,9 @@ async def test_broker_restart_mid_stream_loses_nothing(own_broker, tmp_path, rec
         await wait_for(lambda: len(stack.twilio.messages) >= len(first), 60, "the first half")
 
         down = time.monotonic()
-        own_broker.stop(progress=lambda m: None)
+        await asyncio.to_thread(own_broker.stop, progress=lambda m: None)
         await asyncio.sleep(3)
-        own_broker.start(progress=lambda m: None)
+        await asyncio.to_thread(own_broker.start, progress=lambda m: None)
         print(f"\nbroker down for {time.monotonic() - down:.1f}s")
 
         await stack.publish_events([json.dumps(event("RELEASED", f"O-{i}")) for i in second])

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import faust
 from faust.streams import _current_event  # see event_context()
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from savin import metrics
 from savin.delivery import merge_status, plan_retry
@@ -61,6 +61,17 @@ def event_context(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+def fault(e: Exception) -> str:
+    """An unexpected exception, described without echoing input values."""
+    if isinstance(e, ValidationError):
+        return f"{e.title}: {describe_errors(e)}"
+    return f"{type(e).__name__}: {e}"
+
+
+#: offender_id -> {registration_id: StoredRegistration}, as stored in the table.
+REGISTRATIONS_OF = TypeAdapter(dict[str, StoredRegistration])
 
 
 def _dead_letter(msg, reason: str) -> bytes:
@@ -114,8 +125,9 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     dead_letters = app.topic(topics.dead_letters, key_serializer="raw", value_serializer="raw", partitions=1)
 
     def table(name: str) -> faust.TableT:
-        raw = faust.Schema(key_serializer="raw", value_serializer="raw")
-        return app.Table(name, partitions=n, schema=raw)
+        # bytes types make Faust use the raw codec for the store, the changelog
+        # and recovery alike; the agents do their own (pydantic) encoding.
+        return app.Table(name, partitions=n, key_type=bytes, value_type=bytes)
 
     #: offender_id -> JSON {registration_id: StoredRegistration}
     registrations = table("registrations")
@@ -152,15 +164,13 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
             except ValidationError as e:
                 await dead_letter(msg, f"invalid registration: {describe_errors(e)}")
             except Exception as e:  # noqa: BLE001 - never let one message stop the stream
-                await dead_letter(msg, f"registration failed: {type(e).__name__}: {e}")
+                await dead_letter(msg, f"registration failed: {fault(e)}")
 
     # ---- match: custody events -> notice jobs --------------------------------
 
     def registrations_for(offender_id: str) -> list[StoredRegistration]:
         raw = registrations.get(offender_id)
-        if not raw:
-            return []
-        return [StoredRegistration.model_validate(r) for r in json.loads(raw).values()]
+        return list(REGISTRATIONS_OF.validate_json(raw).values()) if raw else []
 
     async def match(stream):
         async for batch in stream.take_events(settings.match_batch_size, within=0.01):
@@ -204,7 +214,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
                 handled.append((event, event_id))
             except Exception as e:  # noqa: BLE001
                 metrics.EVENTS.labels(outcome="error").inc()
-                await dead_letter(msg, f"match failed: {type(e).__name__}: {e}")
+                await dead_letter(msg, f"match failed: {fault(e)}")
         # The notices must be in Kafka before their event is marked as seen:
         # otherwise a crash here could drop the event as a "duplicate" on replay.
         await app.producer.flush()
@@ -270,7 +280,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
                 try:
                     await record_outcome(event, outcome)
                 except Exception as e:  # noqa: BLE001
-                    await dead_letter(event.message, f"recording outcome failed: {type(e).__name__}: {e}")
+                    await dead_letter(event.message, f"recording outcome failed: {fault(e)}")
         # Ledger entries and results reach Kafka before the next batch starts,
         # so a crash can repeat at most the batch in flight.
         await app.producer.flush()
@@ -332,7 +342,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
             except ValidationError as e:
                 await dead_letter(msg, f"invalid delivery result: {describe_errors(e)}")
             except Exception as e:  # noqa: BLE001
-                await dead_letter(msg, f"callback failed: {type(e).__name__}: {e}")
+                await dead_letter(msg, f"callback failed: {fault(e)}")
 
     # ---- which agents run here ------------------------------------------------
 
