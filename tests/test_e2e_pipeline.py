@@ -10,10 +10,10 @@ import pytest
 
 from savin.rendering import Renderer
 from savin.schemas import parse_event
+from support import event
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 O1, O2 = "MO-E2E-1", "MO-E2E-2"
 
 
@@ -37,12 +37,6 @@ def registration(rid, offender, v, **extra):
                      {"channel": "email", "address": v["email"], "verified": True}],
         **extra,
     })
-
-
-def event(event_type, offender, **envelope):
-    doc = json.loads((EXAMPLES / "events" / f"{event_type}.json").read_text())
-    doc.update(event_id=str(uuid.uuid4()), offender_id=offender, offender_name="Jonah E2E Doe", **envelope)
-    return doc
 
 
 async def test_events_reach_every_registered_victim_once_in_their_language(stack, kafka_broker):

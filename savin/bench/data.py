@@ -108,6 +108,10 @@ class Population:
             yield registration_line(n, offender, email=email, hearings_only=hearings_only,
                                     language="es" if rng.random() < 0.25 else "en")
 
+    def notified_offender(self) -> str:
+        """A registered offender with at least one registration that wants every event type."""
+        return next(o for o, c in self._contacts.items() if c["all"])
+
     def events(self, count: int, hit_ratio: float = 0.2, seed: int = 11) -> Iterator[tuple[bytes, int]]:
         """(event line, notices it should produce); call after :meth:`registration_lines`."""
         rng = random.Random(seed)

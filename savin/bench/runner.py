@@ -109,6 +109,14 @@ class Bench:
         self.stacks.append(s)
         return s
 
+    def profile(self, stage: str) -> dict[str, str]:
+        """Worker settings that profile ``stage`` when SAVIN_BENCH_PROFILE names a directory."""
+        where = os.environ.get("SAVIN_BENCH_PROFILE")
+        if not where:
+            return {}
+        Path(where).mkdir(parents=True, exist_ok=True)
+        return {"SAVIN_PROFILE": str(Path(where).resolve() / f"{stage}.html")}
+
     def close(self) -> None:
         for s in self.stacks:
             s.stop()
@@ -224,7 +232,7 @@ class Bench:
         expected = sum(k for _, k in events)
         await self.publish("events published", stack.topics.custody_events,
                            self.event_records((line for line, _ in events), z.partitions), z.events)
-        stack.start_worker(SAVIN_AGENTS="registrations,match")
+        stack.start_worker(SAVIN_AGENTS="registrations,match", **self.profile("match"))
         out = (stack.topics.notices_urgent, stack.topics.notices_routine)
         async with OffsetWatch(self.bootstrap) as watch:
             await self.wait_for("notices planned", expected, lambda: watch.total(*out), timeout=60)
@@ -257,7 +265,7 @@ class Bench:
 
         await ensure_topics(self.bootstrap, stack.topics.specs())
         await self.publish("notices queued", stack.topics.notices_routine, jobs(), z.notices)
-        stack.start_worker(SAVIN_AGENTS="deliver")
+        stack.start_worker(SAVIN_AGENTS="deliver", **self.profile("send"))
         await self.wait_for("notices sent", z.notices, lambda: len(stack.twilio.messages), timeout=60)
         rate, span = spread_rate([m.at for m in stack.twilio.messages])
         del settings
@@ -320,9 +328,8 @@ class Bench:
         worker = stack.worker()
         started = time.time()
         worker.launch()
-        # Offender 0 has registrations (n % offenders == 0); publish straight away.
         await self.publish("event published", stack.topics.custody_events,
-                           self.event_records([data.event_line("ESCAPED", data.offender_id(0), 0)], z.partitions), 1)
+                           self.event_records([data.event_line("ESCAPED", pop.notified_offender(), 0)], z.partitions), 1)
         await self.wait_for("first notice after restart", 1, lambda: len(stack.twilio.messages), timeout=300)
         first = min(m.at for m in stack.twilio.messages)
         restarted_rss = worker.peak_rss()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 
 from savin.settings import Settings
 
@@ -25,4 +27,19 @@ def run_worker(settings: Settings) -> None:
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), logfile=None)
     logging.getLogger("savin").setLevel(settings.log_level.upper())
-    worker.execute_from_commandline()
+    profile = os.environ.get("SAVIN_PROFILE")
+    if not profile:
+        worker.execute_from_commandline()
+        return
+    # Profiling for the benchmark's optimisation work: pyinstrument (the bench extra)
+    # samples the whole worker until it stops, then writes an HTML report.
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        profiler.stop()
+        Path(profile).write_text(profiler.output_html())
+        Path(profile).with_suffix(".txt").write_text(profiler.output_text(unicode=False, show_all=False))
