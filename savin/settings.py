@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(200, ge=1, le=10_000)
     send_batch_within: float = Field(0.05, gt=0, le=10)
     match_batch_size: int = Field(500, ge=1, le=100_000)
+    #: RocksDB memory per table partition: block cache and write buffer (MB).
+    rocksdb_cache_mb: int = Field(16, ge=1, le=4096)
+    rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024)
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (30.0, 300.0, 3600.0)
     max_attempts: int = Field(12, ge=1, le=1000)
     #: Which agents this worker runs (default: all). Lets a deployment scale

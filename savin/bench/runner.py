@@ -118,8 +118,8 @@ class Bench:
         return {"SAVIN_PROFILE": str(Path(where).resolve() / f"{stage}.html")}
 
     def close(self) -> None:
-        for s in self.stacks:
-            s.stop()
+        while self.stacks:
+            self.stacks.pop().stop()
 
     async def wait_for(self, label: str, total: int, count: Callable[[], Awaitable[int] | int],
                        timeout: float, interval: float = 0.2) -> None:
@@ -390,7 +390,10 @@ async def _run(bench: Bench) -> dict:
     for i, (name, what, step) in enumerate(steps, 1):
         bench.say(f"[bold][{i}/{len(steps)}] {name}[/bold]: {what}")
         t = time.monotonic()
-        results[name] = await step()
+        try:
+            results[name] = await step()
+        finally:
+            bench.close()  # each stage's workers stop before the next stage starts
         bench.say(f"  {_summary(name, results[name])}  [dim]({time.monotonic() - t:.0f}s)[/dim]")
     return results
 

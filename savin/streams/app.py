@@ -124,10 +124,22 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     results_topic = raw_topic(topics.delivery_results)
     dead_letters = app.topic(topics.dead_letters, key_serializer="raw", value_serializer="raw", partitions=1)
 
+    # Faust's defaults (a 2 GB block cache and 3 x 64 MB write buffers for every
+    # table partition's database) let a large table grow the worker past any
+    # sensible memory limit; these keep it bounded and settable.
+    mb = 1024 * 1024
+    rocksdb_options = {
+        "block_cache_size": settings.rocksdb_cache_mb * mb,
+        "block_cache_compressed_size": settings.rocksdb_cache_mb * mb // 4,
+        "write_buffer_size": settings.rocksdb_write_buffer_mb * mb,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": 4 * settings.rocksdb_write_buffer_mb * mb,
+    } if settings.store == "rocksdb" else None
+
     def table(name: str) -> faust.TableT:
         # bytes types make Faust use the raw codec for the store, the changelog
         # and recovery alike; the agents do their own (pydantic) encoding.
-        return app.Table(name, partitions=n, key_type=bytes, value_type=bytes)
+        return app.Table(name, partitions=n, key_type=bytes, value_type=bytes, options=rocksdb_options)
 
     #: offender_id -> JSON {registration_id: StoredRegistration}
     registrations = table("registrations")

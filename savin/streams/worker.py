@@ -43,3 +43,4 @@ def run_worker(settings: Settings) -> None:
         profiler.stop()
         Path(profile).write_text(profiler.output_html())
         Path(profile).with_suffix(".txt").write_text(profiler.output_text(unicode=False, show_all=False))
+        Path(profile).with_suffix(".flat.txt").write_text(profiler.output_text(flat=True, show_all=True))
