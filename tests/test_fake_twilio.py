@@ -1,24 +1,42 @@
-"""The fake Twilio: validation against Twilio's published OpenAPI spec, Twilio's
-error shape, faults, outages and signed status callbacks."""
+"""The fake Twilio: Twilio's spec fetched and cached, every request validated
+against it with openapi-core, Twilio's error shape, faults, outages, latency and
+signed status callbacks. Real servers and the official SDK; nothing is mocked."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import http.server
+import io
+import json
+import logging
+import tarfile
+import threading
+import time
 import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest
+from openapi_core.testing import MockRequest, MockResponse
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
-from savin.testing.fake_twilio import MESSAGES, FakeTwilio
-from savin.testing.twilio_spec import OperationValidator, spec_path, trimmed_spec
+from savin.broker import free_port
+from savin.testing.fake_twilio import MESSAGE, MESSAGES, FakeTwilio
+from savin.testing.twilio_spec import (
+    FILENAME, MEMBER, SpecError, SpecValidator, cache_dir, fetch_spec, load_spec, spec_path, trimmed_spec,
+)
 
 SID, TOKEN = "AC" + "ab" * 16, "fake-token"
 PATH = f"/2010-04-01/Accounts/{SID}/Messages.json"
+FROM, TO = "+15005550006", "+15735550101"
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def basic(login: str, password: str) -> dict[str, str]:
@@ -37,165 +55,401 @@ async def fake():
         await f.stop()
 
 
-async def post(fake: FakeTwilio, form: dict, auth=AUTH, path: str = PATH) -> tuple[int, dict]:
+async def post(fake: FakeTwilio, form: dict | None = None, auth=AUTH, path: str = PATH, method: str = "POST",
+               **kwargs) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(fake.base_url + path, data=form, headers=auth) as r:
+        async with http.request(method, fake.base_url + path, data=form, headers=auth, **kwargs) as r:
             return r.status, await r.json()
 
 
-def test_spec_is_fetched_once_and_cached():
+def sdk(base_url: str) -> Client:
+    client = Client(SID, TOKEN, http_client=AsyncTwilioHttpClient())
+    client.api.base_url = base_url
+    return client
+
+
+# ---- the spec: fetched, verified, cached ------------------------------------------------------
+
+
+def _tarball(content: bytes, member: str = MEMBER) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def _integrity(blob: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(blob).digest()).decode()
+
+
+@pytest.fixture
+def registry() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
+    """A local stand-in for the npm registry: (base URL, files it serves, paths requested)."""
+    files: dict[str, bytes] = {}
+    requested: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            requested.append(self.path)
+            blob = files.get(self.path)
+            self.send_response(200 if blob is not None else 404)
+            self.end_headers()
+            self.wfile.write(blob or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", files, requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_spec_is_downloaded_verified_extracted_and_then_reused(registry, tmp_path):
+    base, files, requested = registry
+    spec = json.dumps({"openapi": "3.0.1", "paths": {}}).encode()
+    files["/pkg.tgz"] = tarball = _tarball(spec)
+    dest = tmp_path / "cache" / "twilio" / "spec.json"
+    assert fetch_spec(dest, url=base + "/pkg.tgz", integrity=_integrity(tarball)) == dest
+    assert dest.read_bytes() == spec and requested == ["/pkg.tgz"]
+    assert [p.name for p in dest.parent.iterdir()] == ["spec.json"]  # no temporary file left
+    mtime = dest.stat().st_mtime_ns
+    del files["/pkg.tgz"]
+    assert fetch_spec(dest, url=base + "/pkg.tgz", integrity=_integrity(tarball)) == dest
+    assert requested == ["/pkg.tgz"] and dest.stat().st_mtime_ns == mtime
+
+
+def test_a_tampered_tarball_is_refused_and_nothing_is_cached(registry, tmp_path):
+    base, files, _ = registry
+    files["/pkg.tgz"] = _tarball(b'{"openapi": "3.0.1"}')
+    dest = tmp_path / "spec.json"
+    with pytest.raises(SpecError, match="integrity"):
+        fetch_spec(dest, url=base + "/pkg.tgz", integrity=_integrity(b"the real tarball"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tarball_without_the_spec_is_refused(registry, tmp_path):
+    base, files, _ = registry
+    files["/pkg.tgz"] = blob = _tarball(b"{}", member="package/README.md")
+    with pytest.raises(SpecError, match="twilio_api_v2010.json"):
+        fetch_spec(tmp_path / "spec.json", url=base + "/pkg.tgz", integrity=_integrity(blob))
+
+
+def test_a_failed_download_says_where_from(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/pkg.tgz"
+    with pytest.raises(SpecError, match="could not download") as e:
+        fetch_spec(tmp_path / "spec.json", url=url, integrity=_integrity(b""), timeout=5)
+    assert url in str(e.value)
+
+
+def test_the_cache_lives_under_savin_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAVIN_CACHE_DIR", str(tmp_path))
+    assert cache_dir() == tmp_path / "twilio"
+    monkeypatch.delenv("SAVIN_CACHE_DIR")
+    assert cache_dir() == Path.home() / ".cache" / "savin" / "twilio"
+
+
+def test_twilios_spec_is_cached_once_and_is_the_2010_api():
     first = spec_path()
     mtime = first.stat().st_mtime_ns
-    assert spec_path() == first and first.stat().st_mtime_ns == mtime
-    assert first.stat().st_size > 1_000_000  # Twilio's whole 2010-04-01 API
+    assert first.name == FILENAME and spec_path() == first and first.stat().st_mtime_ns == mtime
+    spec = load_spec()
+    assert spec["openapi"].startswith("3.0") and MESSAGES in spec["paths"] and len(spec["paths"]) > 50
+    trimmed = trimmed_spec({MESSAGES: ["post"], MESSAGE: ["get"]})
+    assert list(trimmed["paths"]) == [MESSAGES, MESSAGE]
+    assert trimmed["paths"][MESSAGES]["post"] == spec["paths"][MESSAGES]["post"]
+    assert "get" not in trimmed["paths"][MESSAGES]  # listing messages is not served
 
 
-@pytest.mark.parametrize("form", [
-    {"To": "+15735550101", "From": "+15005550006", "Body": "hi"},
-    {"To": "+15735550101", "MessagingServiceSid": "MG" + "0" * 32, "Body": "hi", "Attempt": "2"},
-    {"From": "+15005550006", "Body": "no To"},
-    {"To": "+15735550101", "Body": "hi", "Attempt": "twice"},
-    {"To": "+15735550101", "Body": "hi", "MessagingServiceSid": "not-a-sid"},
-    {"To": "+15735550101", "Body": "hi", "StatusCallback": "http://127.0.0.1:1/cb?notice_id=1", "ValidityPeriod": "x"},
-])
-def test_the_fast_validator_agrees_with_openapi_core(form):
-    """Every request is checked by schemas compiled from the spec; openapi-core is the reference."""
-    reference = OpenAPI.from_dict(trimmed_spec({MESSAGES: ["post"]}))
+# ---- validation -----------------------------------------------------------------------------
+
+
+CASES = [
+    {"To": TO, "From": FROM, "Body": "hi"},
+    {"To": TO, "MessagingServiceSid": "MG" + "0" * 32, "Body": "hi", "Attempt": "2"},
+    {"To": TO, "Body": "hi", "StatusCallback": "http://127.0.0.1:1/cb?notice_id=1", "SmartEncoded": "true"},
+    {"From": FROM, "Body": "no To"},
+    {"To": TO, "Body": "hi", "Attempt": "twice"},
+    {"To": TO, "Body": "hi", "MessagingServiceSid": "not-a-sid"},
+    {"To": TO, "Body": "hi", "ValidityPeriod": "x"},
+    {"To": TO, "Body": "hi", "ContentRetention": "forever"},
+    {"To": TO, "Body": "hi", "SendAt": "tomorrow"},
+    {"To": TO, "Body": "hi", "ProvideFeedback": "maybe"},
+]
+
+
+@pytest.mark.parametrize("form", CASES)
+def test_the_configured_validator_agrees_with_stock_openapi_core(form):
+    """The fake's openapi-core set-up is built for speed; stock openapi-core is the reference."""
+    operations = {MESSAGES: ["post"]}
+    reference = OpenAPI.from_dict(trimmed_spec(operations))
     body = urllib.parse.urlencode(form).encode()
-    request = MockRequest("https://api.twilio.com", "post", PATH, data=body,
-                          headers=AUTH,
-                          content_type="application/x-www-form-urlencoded")
+    request = MockRequest("https://api.twilio.com", "post", PATH, data=body, headers=AUTH, content_type=FORM_TYPE)
+    reference_errors = list(reference.request_validator.iter_errors(request))
+    ours = SpecValidator(operations).problems("POST", PATH, AUTH, FORM_TYPE, body)
+    assert bool(ours) == bool(reference_errors), (ours, reference_errors)
+    for problem in ours:
+        assert problem.field in form or problem.field == "To"
+        assert str(form.get(problem.field)) not in problem.reason  # fields are named, values are not
+
+
+async def test_what_the_sdk_sends_validates_and_is_recorded(fake):
+    client = sdk(fake.base_url)
     try:
-        reference.validate_request(request)
-        reference_ok = True
-    except Exception:  # noqa: BLE001 - any validation error
-        reference_ok = False
-    ours = OperationValidator(MESSAGES, "post").errors({"AccountSid": SID}, "application/x-www-form-urlencoded",
-                                                       list(form.items()))
-    assert (ours == []) == reference_ok, ours
+        sent = await client.messages.create_async(to=TO, from_=FROM, body="hello",
+                                                  status_callback="http://127.0.0.1:9/cb?notice_id=n-1")
+        fetched = await client.messages(sent.sid).fetch_async()
+    finally:
+        await client.http_client.close()
+    assert fake.rejected == []
+    (m,) = fake.messages
+    assert (m.sid, m.to, m.from_, m.body, m.status_callback) == (
+        sent.sid, TO, FROM, "hello", "http://127.0.0.1:9/cb?notice_id=n-1")
+    assert sent.status == "queued" and sent.account_sid == SID and sent.num_segments == "1"
+    assert sent.sid.startswith("SM") and len(sent.sid) == 34 and sent.api_version == "2010-04-01"
+    assert sent.date_created is not None and sent.uri == f"/2010-04-01/Accounts/{SID}/Messages/{sent.sid}.json"
+    assert fetched.sid == sent.sid and fetched.to == TO
+    assert 0 <= time.time() - m.at < 10
 
 
-async def test_a_request_against_the_spec_is_refused_naming_the_field(fake):
-    status, body = await post(fake, {"To": "+15735550101", "Body": "hi", "From": "+15005550006", "Attempt": "x"})
-    assert status == 400
-    assert body["code"] == 20001 and body["status"] == 400 and "Attempt" in body["message"]
-    assert body["more_info"] == "https://www.twilio.com/docs/errors/20001"
-    status, body = await post(fake, {"To": "+15735550101", "Body": "hi", "Colour": "blue"})
-    assert status == 400 and "Colour" in body["message"]
-    assert [reason for _, reason in fake.rejected] == [
-        "Attempt: 'x' is not of type 'integer'", "Colour: not a parameter of this operation"]
+async def test_answers_match_twilios_response_schema(fake):
+    status, body = await post(fake, {"To": TO, "From": FROM, "Body": "x" * 161})
+    assert status == 201 and body["num_segments"] == "2"  # GSM-7: 153 characters a segment once split
+    form = urllib.parse.urlencode({"To": TO, "From": FROM, "Body": "x"}).encode()
+    reference = OpenAPI.from_dict(trimmed_spec({MESSAGES: ["post"]}))
+    request = MockRequest("https://api.twilio.com", "post", PATH, data=form, headers=AUTH, content_type=FORM_TYPE)
+    reference.validate_response(request, MockResponse(json.dumps(body).encode(), status_code=201,
+                                                      content_type="application/json"))
+
+
+@pytest.mark.parametrize("form,code,field", [
+    ({"From": FROM, "Body": "no To"}, 21604, "To"),
+    ({"To": TO, "From": FROM, "Body": "hi", "Attempt": "x"}, 20001, "Attempt"),
+    ({"To": TO, "Body": "hi", "MessagingServiceSid": "MGnope"}, 20001, "MessagingServiceSid"),
+    ({"To": TO, "From": FROM, "Body": "hi", "SendAt": "tomorrow"}, 20001, "SendAt"),
+    ({"To": TO, "From": FROM, "Body": "hi", "Colour": "blue"}, 20001, "Colour"),
+    ({"To": TO, "From": FROM, "Body": "hi", "StatusCallBack": "http://x/"}, 20001, "StatusCallBack"),
+])
+async def test_a_request_against_the_spec_is_refused_naming_the_field(fake, form, code, field):
+    status, body = await post(fake, form)
+    assert (status, body["code"], body["status"]) == (400, code, 400)
+    assert field in body["message"] and body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+    ((path, reason),) = fake.rejected
+    assert path == PATH and field in reason and TO not in reason
     assert fake.messages == []
 
 
-async def test_authentication_and_unknown_paths(fake):
-    status, body = await post(fake, {"To": "+15735550101", "Body": "hi", "From": "+15005550006"},
-                              auth=basic(SID, "wrong"))
-    assert (status, body["code"]) == (401, 20003)
-    status, body = await post(fake, {"To": "+1"}, path="/2010-04-01/Accounts/x/Calls.json")
+async def test_wrong_content_type_unknown_paths_and_methods(fake):
+    status, body = await post(fake, json={"To": TO, "From": FROM, "Body": "hi"})
+    assert (status, body["code"]) == (400, 20001) and "Content-Type" in body["message"]
+    status, body = await post(fake, {"To": TO}, path=f"/2010-04-01/Accounts/{SID}/Calls.json")
     assert (status, body["code"]) == (404, 20404)
+    status, body = await post(fake, method="DELETE")
+    assert (status, body["code"]) == (405, 20004)
+    assert len(fake.rejected) == 3 and fake.messages == []
 
 
-async def test_messages_are_recorded_and_answered_as_twilio_does(fake):
-    status, body = await post(fake, {"To": "+15735550101", "Body": "hello", "From": "+15005550006"})
-    assert status == 201
-    assert body["sid"].startswith("SM") and len(body["sid"]) == 34
-    assert (body["status"], body["to"], body["num_segments"]) == ("queued", "+15735550101", "1")
-    (m,) = fake.messages
-    assert (m.sid, m.to, m.body, m.from_) == (body["sid"], "+15735550101", "hello", "+15005550006")
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{fake.base_url}/2010-04-01/Accounts/{SID}/Messages/{m.sid}.json", headers=AUTH) as r:
-            assert (r.status, (await r.json())["sid"]) == (200, m.sid)
+async def test_twilios_rules_beyond_the_schema(fake):
+    assert (await post(fake, {"To": TO, "From": FROM}))[1]["code"] == 21602
+    assert (await post(fake, {"To": TO, "Body": "hi"}))[1]["code"] == 21603
+    assert fake.messages == []
 
 
-async def test_semantic_rules_beyond_the_schema(fake):
-    assert (await post(fake, {"To": "+15735550101", "From": "+15005550006"}))[1]["code"] == 21602
-    assert (await post(fake, {"To": "+15735550101", "Body": "hi"}))[1]["code"] == 21603
+@pytest.mark.parametrize("auth", [basic(SID, "wrong"), basic("AC" + "cd" * 16, TOKEN), {}, {"Authorization": "Bearer x"}])
+async def test_wrong_or_missing_credentials_are_401(fake, auth):
+    status, body = await post(fake, {"To": TO, "From": FROM, "Body": "hi"}, auth=auth)
+    assert (status, body["code"], body["status"]) == (401, 20003, 401)
+    assert fake.messages == []
 
 
-@pytest.mark.parametrize("number,code,http", [
-    (n, c, {20429: 429, 20500: 500}.get(c, 400)) for n, c in FakeTwilio.FAULT_NUMBERS.items()
-])
-async def test_fault_numbers_answer_their_error(fake, number, code, http):
-    status, body = await post(fake, {"To": number, "Body": "hi", "From": "+15005550006"})
+async def test_another_accounts_path_is_401(fake):
+    other = "AC" + "cd" * 16
+    status, body = await post(fake, {"To": TO, "From": FROM, "Body": "hi"},
+                              path=f"/2010-04-01/Accounts/{other}/Messages.json")
+    assert (status, body["code"]) == (401, 20003)
+
+
+# ---- faults, outages, latency -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number,code", list(FakeTwilio.FAULT_NUMBERS.items()))
+async def test_fault_numbers_answer_their_error(fake, number, code):
+    http = {20429: 429, 20500: 500}.get(code, 400)
+    status, body = await post(fake, {"To": number, "Body": "hi", "From": FROM})
     assert (status, body["code"], body["status"]) == (http, code, http)
-    assert [f.code for f in fake.faults] == [code]
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+    ((fault),) = fake.faults
+    assert (fault.code, fault.http_status, fault.to_ref) == (code, http, FakeTwilio.number_ref(number))
+    assert number not in repr(fake.faults) and fake.messages == []
+
+
+async def test_faults_can_be_set_at_run_time(fake):
+    fake.fail_numbers[TO] = 21614
+    assert (await post(fake, {"To": TO, "Body": "hi", "From": FROM}))[1]["code"] == 21614
+    del fake.fail_numbers[TO]
+    assert (await post(fake, {"To": TO, "Body": "hi", "From": FROM}))[0] == 201
+    fake.fail_numbers[TO] = 21211
+    assert TO not in FakeTwilio.FAULT_NUMBERS  # each fake has its own copy
 
 
 async def test_an_outage_refuses_everything_until_it_ends(fake):
-    form = {"To": "+15735550101", "Body": "hi", "From": "+15005550006"}
-    fake.outage(0.5, status=503)
-    assert (await post(fake, form))[0] == 503
-    fake.outage(0.5, status=429)
-    assert (await post(fake, form))[1]["code"] == 20429
-    await asyncio.sleep(0.6)
+    form = {"To": TO, "Body": "hi", "From": FROM}
+    fake.outage(0.4, status=503)
+    assert fake.outage_until > time.monotonic()
+    assert (await post(fake, form))[1] == {
+        "code": 20503, "message": "Service Unavailable", "more_info": "https://www.twilio.com/docs/errors/20503",
+        "status": 503}
+    fake.outage(0.4, status=429)
+    status, body = await post(fake, form)
+    assert (status, body["code"]) == (429, 20429)
+    await asyncio.sleep(0.5)
     assert (await post(fake, form))[0] == 201
+    fake.outage(60, status=503)
+    fake.end_outage()
+    assert (await post(fake, form))[0] == 201
+    assert [f.code for f in fake.faults] == [20503, 20429] and len(fake.messages) == 2
 
 
-async def test_latency_is_added_to_each_answer(fake):
+async def test_latency_delays_answers_concurrently(fake):
     fake.latency = 0.3
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await asyncio.gather(*(post(fake, {"To": f"+1573555010{i}", "Body": "hi", "From": "+15005550006"})
-                           for i in range(5)))
+    results = await asyncio.gather(*(post(fake, {"To": f"+1573555010{i}", "Body": "hi", "From": FROM})
+                                     for i in range(5)))
     elapsed = loop.time() - started
-    assert 0.3 <= elapsed < 1.5  # concurrent, not one after another
+    assert {status for status, _ in results} == {201}
+    assert 0.3 <= elapsed < 1.2  # overlapping, not one after another
     assert len(fake.messages) == 5
 
 
+# ---- status callbacks ------------------------------------------------------------------------
+
+
 class Receiver:
-    """A status-callback endpoint that checks Twilio's signature."""
+    """A status-callback endpoint that checks Twilio's signature as savin does."""
 
-    def __init__(self):
-        self.received: list[tuple[str, dict, bool]] = []
+    def __init__(self, token: str = TOKEN):
+        self.token = token
+        self.received: list[tuple[str, dict[str, str], bool]] = []
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "Receiver":
         app = web.Application()
         app.router.add_post("/status", self.handle)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/status?notice_id=n-1"
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/status?notice_id=n-1&registration_id=R-1"
         return self
 
-    async def __aexit__(self, *exc):
+    async def __aexit__(self, *exc) -> None:
         await self.runner.cleanup()
 
-    async def handle(self, request):
+    async def handle(self, request: web.Request) -> web.Response:
         params = dict(await request.post())
-        valid = RequestValidator(TOKEN).validate(self.url, params, request.headers.get("X-Twilio-Signature", ""))
-        self.received.append((params["MessageStatus"], params, valid))
+        url = str(request.url)  # includes the query string, as Twilio signs it
+        valid = RequestValidator(self.token).validate(url, params, request.headers.get("X-Twilio-Signature", ""))
+        self.received.append((params.get("MessageStatus", ""), params, valid))
         return web.Response(status=200 if valid else 403)
 
-
-async def wait_received(receiver: Receiver, n: int) -> None:
-    for _ in range(100):
-        if len(receiver.received) >= n:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"only {len(receiver.received)} callbacks arrived")
+    async def wait(self, n: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < n:
+            assert time.monotonic() < deadline, f"only {len(self.received)} callbacks arrived"
+            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("out_of_order", [False, True])
 async def test_signed_status_callbacks_in_twilios_order_or_reversed(fake, out_of_order):
     fake.callbacks_out_of_order = out_of_order
     async with Receiver() as receiver:
-        await post(fake, {"To": "+15735550101", "Body": "hi", "From": "+15005550006", "StatusCallback": receiver.url})
-        await wait_received(receiver, 2)
+        await post(fake, {"To": TO, "Body": "hi", "From": FROM, "StatusCallback": receiver.url})
+        await receiver.wait(2)
     statuses = [s for s, _, _ in receiver.received]
     assert statuses == (["delivered", "sent"] if out_of_order else ["sent", "delivered"])
     assert all(valid for *_, valid in receiver.received)
+    sid = fake.messages[0].sid
     params = receiver.received[0][1]
-    assert params["MessageSid"] == fake.messages[0].sid and params["AccountSid"] == SID
-    assert [code for *_, code in fake.callback_responses] == [200, 200]
+    assert params["MessageSid"] == params["SmsSid"] == sid and params["AccountSid"] == SID
+    assert (params["From"], params["To"], params["ApiVersion"]) == (FROM, TO, "2010-04-01")
+    assert params["SmsStatus"] == params["MessageStatus"] and "ErrorCode" not in params
+    assert fake.callback_responses == [(sid, s, 200) for s in statuses]
 
 
-async def test_undelivered_callbacks_carry_the_carrier_error(fake):
-    number, code = next(iter(FakeTwilio.CALLBACK_OUTCOMES.items()))
+@pytest.mark.parametrize("number,code", list(FakeTwilio.CALLBACK_OUTCOMES.items()))
+async def test_undelivered_callbacks_carry_the_carrier_error(fake, number, code):
     async with Receiver() as receiver:
-        await post(fake, {"To": number, "Body": "hi", "From": "+15005550006", "StatusCallback": receiver.url})
-        await wait_received(receiver, 2)
-        final = receiver.received[-1]
-        assert (final[0], final[1]["ErrorCode"]) == ("undelivered", str(code))
-        # A callback signed with another token is refused by a receiver that checks.
-        assert await fake.post_callback(receiver.url, {"MessageStatus": "sent"}, signature="forged") == 403
+        status, _ = await post(fake, {"To": number, "Body": "hi", "From": FROM, "StatusCallback": receiver.url})
+        assert status == 201
+        await receiver.wait(2)
+    final = receiver.received[-1]
+    assert (final[0], final[1]["ErrorCode"], final[2]) == ("undelivered", str(code), True)
+
+
+async def test_forged_and_replayed_callbacks(fake):
+    async with Receiver() as receiver:
+        params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered", "AccountSid": SID}
+        assert await fake.post_callback(receiver.url, params, signature="forged") == 403
+        forged = RequestValidator("not-the-token").compute_signature(receiver.url, params)
+        assert await fake.post_callback(receiver.url, params, signature=forged) == 403
+        assert await fake.post_callback(receiver.url, params) == 200
+        assert await fake.post_callback(receiver.url, params) == 200  # a replay is signed identically
+    assert [valid for *_, valid in receiver.received] == [False, False, True, True]
+    assert await fake.post_callback(f"http://127.0.0.1:{free_port()}/status", params) == -1
+
+
+async def test_callbacks_can_be_switched_off(fake):
+    fake.callbacks_enabled = False
+    async with Receiver() as receiver:
+        await post(fake, {"To": TO, "Body": "hi", "From": FROM, "StatusCallback": receiver.url})
+        await asyncio.sleep(0.2)
+    assert receiver.received == [] and fake.callback_responses == []
+
+
+# ---- lifecycle and privacy -------------------------------------------------------------------
+
+
+async def test_served_from_its_own_thread(caplog):
+    caplog.set_level(logging.DEBUG)
+    fake = FakeTwilio(SID, TOKEN).start_in_thread()
+    try:
+        client = sdk(fake.base_url)
+        try:
+            await asyncio.gather(*(client.messages.create_async(to=f"+1573555{i:04d}", from_=FROM, body="in a thread")
+                                   for i in range(20)))
+        finally:
+            await client.http_client.close()
+        assert await asyncio.to_thread(fake.wait_for, 20, 5)
+        assert not fake.wait_for(21, 0.1)
+        async with Receiver() as receiver:  # callbacks from the fake's loop, forged ones from this loop
+            assert await fake.post_callback(receiver.url, {"MessageStatus": "sent"}) == 200
+            assert await fake.post_callback(receiver.url, {"MessageStatus": "sent"}, signature="x") == 403
+        fake.reset()
+        assert fake.messages == [] and fake.rejected == []
+    finally:
+        fake.stop_thread()
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await post(fake, {"To": TO, "Body": "hi", "From": FROM})
+    assert "+1573555" not in caplog.text and "in a thread" not in caplog.text
+
+
+async def test_numbers_and_bodies_are_never_logged(fake, caplog):
+    caplog.set_level(logging.DEBUG)
+    body = "Offender Jonah Test Doe was released"
+    async with Receiver() as receiver:
+        for form in ({"To": TO, "From": FROM, "Body": body, "StatusCallback": receiver.url},
+                     {"To": "+15005550004", "From": FROM, "Body": body},
+                     {"To": TO, "Body": body, "MessagingServiceSid": TO}):
+            await post(fake, form)
+        await receiver.wait(2)
+    assert fake.rejected and fake.faults and fake.messages
+    for text in (TO, "+15005550004", FROM, body):
+        assert text not in caplog.text
+        assert all(text not in reason for _, reason in fake.rejected)

@@ -1,10 +1,17 @@
 """A fake Twilio REST API for the demo, the tests and the benchmark.
 
-It speaks the part of Twilio's 2010-04-01 API that savin uses (create and
-fetch a Message), validates every request against Twilio's published OpenAPI
-spec, answers errors in Twilio's JSON shape, injects faults by destination
-number, can be switched into an outage, and posts signed status callbacks the
-way Twilio does (``sent`` then ``delivered``, or out of order when asked).
+It speaks the part of Twilio's 2010-04-01 API that savin uses (create a
+Message, fetch a Message) and validates every request against Twilio's
+published OpenAPI spec with ``openapi-core`` (see
+:mod:`savin.testing.twilio_spec`). On top of the spec it checks the account's
+credentials and Twilio's own rules (a To, a Body, a From or Messaging Service),
+and refuses form parameters the spec does not know, which Twilio would ignore
+silently, so a misspelt parameter shows up in tests.
+
+Errors are answered in Twilio's JSON shape. Faults are injected by destination
+number, the whole API can be switched into an outage, answers can be delayed,
+and accepted messages get status callbacks signed as Twilio signs them
+(``sent`` then ``delivered`` or ``undelivered``, or out of order when asked).
 
 It never logs phone numbers or message bodies.
 """
@@ -15,9 +22,12 @@ import asyncio
 import base64
 import datetime as dt
 import email.utils
+import hashlib
+import hmac
 import logging
 import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 
@@ -25,13 +35,15 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from savin.gsm import count
 from savin.testing.recording import Recorder
-from savin.testing.twilio_spec import OperationValidator
+from savin.testing.twilio_spec import Problem, SpecValidator
 
-__all__ = ["FakeTwilio", "SentMessage", "Fault"]
+__all__ = ["FakeTwilio", "SentMessage", "Fault", "ERRORS", "MESSAGES", "MESSAGE"]
 
 log = logging.getLogger("savin.testing.fake_twilio")
 
+API_VERSION = "2010-04-01"
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 MESSAGE = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
 
@@ -39,6 +51,7 @@ MESSAGE = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
 ERRORS: dict[int, tuple[int, str]] = {
     20001: (400, "Invalid parameter"),
     20003: (401, "Authenticate"),
+    20004: (405, "Method not allowed"),
     20404: (404, "The requested resource was not found"),
     20429: (429, "Too Many Requests"),
     20500: (500, "Internal Server Error"),
@@ -52,6 +65,9 @@ ERRORS: dict[int, tuple[int, str]] = {
     21612: (400, "The 'To' phone number is not currently reachable via SMS"),
     21614: (400, "'To' number is not a valid mobile number"),
 }
+
+#: HTTP status of an outage -> the Twilio error code answered with it.
+OUTAGE_CODES = {503: 20503, 429: 20429, 500: 20500}
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,9 @@ class SentMessage:
 
 @dataclass(frozen=True)
 class Fault:
-    to: str | None
+    """An injected failure. ``to_ref`` is :meth:`FakeTwilio.number_ref` of the number, not the number."""
+
+    to_ref: str
     code: int
     http_status: int
     at: float
@@ -80,6 +98,10 @@ def _error(code: int, detail: str | None = None) -> web.Response:
          "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
         status=status,
     )
+
+
+def _rfc2822(at: float) -> str:
+    return email.utils.format_datetime(dt.datetime.fromtimestamp(at, dt.timezone.utc).replace(microsecond=0))
 
 
 class FakeTwilio(Recorder[SentMessage]):
@@ -100,27 +122,34 @@ class FakeTwilio(Recorder[SentMessage]):
     }
 
     def __init__(self, account_sid: str, auth_token: str, host: str = "127.0.0.1", port: int = 0):
+        super().__init__("faults", "rejected", "callback_responses")
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.host, self.port = host, port
+        #: Seconds added before answering each message request.
         self.latency = 0.0
+        #: Destination number -> Twilio error code; starts as FAULT_NUMBERS, change it at will.
         self.fail_numbers: dict[str, int] = dict(self.FAULT_NUMBERS)
         self.callbacks_enabled = True
+        #: Send the final status before ``sent``, as Twilio sometimes does.
         self.callbacks_out_of_order = False
+        #: Seconds before each status callback.
         self.callback_delay = 0.01
+        #: ``time.monotonic()`` until which every message request gets ``outage_code``.
         self.outage_until = 0.0
         self.outage_code = 20503
-        super().__init__("faults", "rejected", "callback_responses")
-        self._validators = {MESSAGES: OperationValidator(MESSAGES, "post")}
+        self._validator = SpecValidator({MESSAGES: ["post"], MESSAGE: ["get"]})
+        self._message_fields = self._validator.form_fields[(MESSAGES, "post")]
         self._expected_auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self._signer = RequestValidator(auth_token)
+        self._statuses: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
-    # ---- what happened ------------------------------------------------------------
+    # ---- what happened ------------------------------------------------------------------
 
     @property
     def faults(self) -> list[Fault]:
@@ -128,7 +157,7 @@ class FakeTwilio(Recorder[SentMessage]):
 
     @property
     def rejected(self) -> list[tuple[str, str]]:
-        """(path, reason) of every request that failed validation against the spec."""
+        """(path, reason) of every request refused for breaking the spec or Twilio's rules."""
         return self._copy("rejected")
 
     @property
@@ -136,62 +165,106 @@ class FakeTwilio(Recorder[SentMessage]):
         """(message sid, status, HTTP status of the receiver, or -1 if unreachable)."""
         return self._copy("callback_responses")
 
-    # ---- switches -------------------------------------------------------------------
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self._statuses.clear()
+
+    @staticmethod
+    def number_ref(number: str) -> str:
+        """How :class:`Fault` records name a number: a short hash, so records can be printed."""
+        return "sha256:" + hashlib.sha256(number.encode()).hexdigest()[:16]
+
+    # ---- switches ---------------------------------------------------------------------
 
     def outage(self, seconds: float, status: int = 503) -> None:
-        """Answer every message request with HTTP ``status`` (503 or 429) for ``seconds``."""
-        self.outage_code = {503: 20503, 429: 20429, 500: 20500}[status]
+        """Answer every message request with HTTP ``status`` (503, 429 or 500) for ``seconds``."""
+        if status not in OUTAGE_CODES:
+            raise ValueError(f"an outage answers 503, 429 or 500, not {status}")
+        self.outage_code = OUTAGE_CODES[status]
         self.outage_until = time.monotonic() + seconds
 
     def end_outage(self) -> None:
         self.outage_until = 0.0
 
-    # ---- the API ----------------------------------------------------------------------
+    # ---- the API ------------------------------------------------------------------------
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_post(MESSAGES, self._create_message)
         app.router.add_get(MESSAGE, self._fetch_message)
-        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        app.router.add_route("*", "/{tail:.*}", self._other)
         return app
 
-    async def _not_found(self, request: web.Request) -> web.Response:
-        self._note("rejected", (request.path, "no such operation in the fake"))
-        return _error(20404)
+    async def _check(self, request: web.Request) -> tuple[bytes, web.Response | None]:
+        """The request's body, and the answer if it breaks the spec or is not authenticated."""
+        body = await request.read()
+        problems = self._validator.problems(request.method, request.path, request.headers,
+                                            request.content_type, body, request.query)
+        if unroutable := [p for p in problems if p.kind in ("path", "method")]:
+            self._refuse(request.path, "; ".join(p.reason for p in unroutable))
+            return body, _error(20004 if unroutable[0].kind == "method" else 20404)
+        if any(p.kind == "security" for p in problems) or not self._authenticated(request):
+            self._refuse(request.path, "authentication failed")
+            return body, _error(20003)
+        if problems:
+            return body, self._invalid(request.path, problems)
+        return body, None
 
     def _authenticated(self, request: web.Request) -> bool:
-        return (request.headers.get("Authorization") == self._expected_auth
+        given = request.headers.get("Authorization", "")
+        return (hmac.compare_digest(given.encode(), self._expected_auth.encode())
                 and request.match_info.get("AccountSid") == self.account_sid)
 
+    def _invalid(self, path: str, problems: list[Problem]) -> web.Response:
+        reason = "; ".join(p.reason for p in problems)
+        self._refuse(path, reason)
+        missing_to = any(p.field == "To" and p.reason.endswith("is required") for p in problems)
+        return _error(21604 if missing_to else 20001, reason)
+
+    def _refuse(self, path: str, reason: str) -> None:
+        # Reasons name fields, never values, so they can be logged.
+        log.debug("refused %s: %s", path, reason)
+        self._note("rejected", (path, reason))
+
+    async def _other(self, request: web.Request) -> web.Response:
+        _, refusal = await self._check(request)
+        return refusal or _error(20404)
+
     async def _create_message(self, request: web.Request) -> web.Response:
-        form = list((await request.post()).items())
-        problems = self._validators[MESSAGES].errors(
-            dict(request.match_info), request.content_type, [(k, str(v)) for k, v in form])
-        if problems:
-            self._note("rejected", (request.path, "; ".join(problems)))
-            return _error(20001, "; ".join(problems))
-        if not self._authenticated(request):
-            return _error(20003)
+        body, refusal = await self._check(request)
+        if refusal is not None:
+            return refusal
+        form = urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if unknown := sorted({k for k, _ in form} - self._message_fields):
+            return self._invalid(request.path, [
+                Problem("body", k, f"{k}: not a parameter of Create Message in Twilio's spec") for k in unknown])
         params = dict(form)
-        to = str(params.get("To", ""))
-        if not to:
-            return _error(21604)
-        if not params.get("Body") and not params.get("MediaUrl") and not params.get("ContentSid"):
+        if not params.get("To"):
+            return self._invalid(request.path, [Problem("body", "To", "To: is required")])
+        if not (params.get("Body") or params.get("MediaUrl") or params.get("ContentSid")):
+            self._refuse(request.path, "Body: is required")
             return _error(21602)
-        if not params.get("From") and not params.get("MessagingServiceSid"):
+        if not (params.get("From") or params.get("MessagingServiceSid")):
+            self._refuse(request.path, "From or MessagingServiceSid: is required")
             return _error(21603)
-        if self.latency:
+        if self.latency > 0:
             await asyncio.sleep(self.latency)
+        to = params["To"]
         code = self.outage_code if time.monotonic() < self.outage_until else self.fail_numbers.get(to)
         if code is not None:
-            self._note("faults", Fault(to, code, ERRORS[code][0], time.time()))
+            self._note("faults", Fault(self.number_ref(to), code, ERRORS[code][0], time.time()))
+            log.debug("fault injected: code %s", code)
             return _error(code)
         message = SentMessage(
             sid="SM" + uuid.uuid4().hex, to=to, from_=params.get("From"),
-            messaging_service_sid=params.get("MessagingServiceSid"), body=str(params.get("Body", "")),
+            messaging_service_sid=params.get("MessagingServiceSid"), body=params.get("Body", ""),
             status_callback=params.get("StatusCallback"), at=time.time(),
         )
+        with self._lock:
+            self._statuses[message.sid] = "queued"
         self._record(message)
+        log.debug("accepted message %s", message.sid)
         if message.status_callback and self.callbacks_enabled:
             task = asyncio.create_task(self._send_callbacks(message))
             self._tasks.add(task)
@@ -199,29 +272,37 @@ class FakeTwilio(Recorder[SentMessage]):
         return web.json_response(self._resource(message, "queued"), status=201)
 
     async def _fetch_message(self, request: web.Request) -> web.Response:
-        if not self._authenticated(request):
-            return _error(20003)
+        _, refusal = await self._check(request)
+        if refusal is not None:
+            return refusal
         sid = request.match_info["Sid"]
         found = next((m for m in self.messages if m.sid == sid), None)
-        return web.json_response(self._resource(found, "sent")) if found else _error(20404)
+        if found is None:
+            return _error(20404)
+        with self._lock:
+            status = self._statuses.get(sid, "queued")
+        return web.json_response(self._resource(found, status))
 
     def _resource(self, m: SentMessage, status: str) -> dict:
-        now = email.utils.format_datetime(dt.datetime.fromtimestamp(m.at, dt.timezone.utc))
-        from savin.gsm import count
-
+        """A Message resource as Twilio answers it."""
+        created = _rfc2822(m.at)
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{m.sid}.json"
         return {
-            "account_sid": self.account_sid, "api_version": "2010-04-01", "body": m.body,
-            "date_created": now, "date_sent": None, "date_updated": now, "direction": "outbound-api",
-            "error_code": None, "error_message": None, "from": m.from_, "messaging_service_sid": m.messaging_service_sid,
-            "num_media": "0", "num_segments": str(count(m.body).segments), "price": None, "price_unit": "USD",
+            "account_sid": self.account_sid, "api_version": API_VERSION, "body": m.body,
+            "date_created": created, "date_sent": None, "date_updated": created, "direction": "outbound-api",
+            "error_code": None, "error_message": None, "from": m.from_,
+            "messaging_service_sid": m.messaging_service_sid, "num_media": "0",
+            "num_segments": str(count(m.body).segments), "price": None, "price_unit": "USD",
             "sid": m.sid, "status": status,
-            "subresource_uris": {"media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}/Media.json"},
-            "to": m.to, "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{m.sid}.json",
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json"),
+                                 "feedback": uri.replace(".json", "/Feedback.json")},
+            "to": m.to, "uri": uri,
         }
 
-    # ---- status callbacks ---------------------------------------------------------------
+    # ---- status callbacks -----------------------------------------------------------------
 
     async def _send_callbacks(self, m: SentMessage) -> None:
+        assert m.status_callback is not None
         failure = self.CALLBACK_OUTCOMES.get(m.to)
         final = ("undelivered", failure) if failure else ("delivered", None)
         order = [("sent", None), final]
@@ -229,8 +310,10 @@ class FakeTwilio(Recorder[SentMessage]):
             order.reverse()
         for status, error_code in order:
             await asyncio.sleep(self.callback_delay)
+            with self._lock:
+                self._statuses[m.sid] = status
             params = {
-                "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "From": m.from_ or "",
+                "AccountSid": self.account_sid, "ApiVersion": API_VERSION, "From": m.from_ or "",
                 "MessageSid": m.sid, "MessageStatus": status, "SmsSid": m.sid, "SmsStatus": status, "To": m.to,
             }
             if m.messaging_service_sid:
@@ -241,37 +324,50 @@ class FakeTwilio(Recorder[SentMessage]):
             self._note("callback_responses", (m.sid, status, http_status))
 
     async def post_callback(self, url: str, params: dict[str, str], signature: str | None = None) -> int:
-        """POST a status callback signed as Twilio signs it (or with ``signature``); the HTTP status."""
-        signature = signature if signature is not None else self._signer.compute_signature(url, params)
-        session = self._http or aiohttp.ClientSession()
+        """POST a status callback signed as Twilio signs it (or with ``signature``).
+
+        Returns the receiver's HTTP status, or -1 when it could not be reached.
+        Usable from any event loop, e.g. to forge or replay callbacks in a test.
+        """
+        if signature is None:
+            signature = self._signer.compute_signature(url, params)
+        own = self._http is not None and self._loop is asyncio.get_running_loop()
+        session = self._http if own else aiohttp.ClientSession()
+        assert session is not None
         try:
             async with session.post(url, data=params, headers={"X-Twilio-Signature": signature},
                                     timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 return resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            log.debug("status callback not delivered: %s", type(e).__name__)
             return -1
         finally:
-            if session is not self._http:
+            if not own:
                 await session.close()
 
-    # ---- lifecycle -------------------------------------------------------------------------
+    # ---- lifecycle ------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> "FakeTwilio":
+        """Listen in the running event loop; returns once listening."""
+        self._loop = asyncio.get_running_loop()
         self._http = aiohttp.ClientSession()
-        self._runner = web.AppRunner(self._app(), access_log=None)
+        self._runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.debug("fake Twilio listening on %s", self.base_url)
         return self
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -285,27 +381,35 @@ class FakeTwilio(Recorder[SentMessage]):
         failure: list[BaseException] = []
 
         def serve() -> None:
-            self._loop = asyncio.new_event_loop()
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             try:
-                self._loop.run_until_complete(self.start())
-            except BaseException as e:  # noqa: BLE001 - reported to the starting thread
+                loop.run_until_complete(self.start())
+            except BaseException as e:  # noqa: BLE001 - handed to the starting thread
                 failure.append(e)
+                loop.close()
                 ready.set()
                 return
             ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self.stop())
-            self._loop.close()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                loop.close()
 
         self._thread = threading.Thread(target=serve, name="fake-twilio", daemon=True)
         self._thread.start()
-        ready.wait(30)
+        if not ready.wait(30):
+            raise RuntimeError("the fake Twilio did not start within 30 s")
         if failure:
+            self._thread = None
             raise failure[0]
         return self
 
     def stop_thread(self) -> None:
-        if self._thread is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._thread = None
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._thread = None

@@ -1,0 +1,260 @@
+"""The email notifier (savin.notifiers.smtp_email) against the local SMTP server:
+a real aiosmtpd server with STARTTLS and AUTH, real aiosmtplib sessions, a real
+Sealer. Checks the message, the failure map, the session pool and privacy."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import socket
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from savin.broker import free_port
+from savin.notifiers.base import Outbound, PermanentFailure, TemporaryFailure
+from savin.notifiers.smtp_email import SmtpEmail
+from savin.sealing import Sealer, new_key
+from savin.settings import DataKeys
+from savin.testing.smtp_server import SmtpCatcher
+
+USER, PASSWORD = "savin", "notifier-smtp-secret"
+FROM = "Victim Notification <notices@doc.mo.example>"
+ADDRESS = "victim.person@example.org"
+
+
+@dataclass(frozen=True)
+class Mail:
+    subject: str
+    text: str
+    html: str
+
+
+MAIL = Mail("Release notice: John Q. Doe (MO-1)", "John Q. Doe was released on 2024-05-01.",
+            "<p>John Q. Doe was <b>released</b> on 2024-05-01.</p>")
+
+
+@pytest.fixture(scope="module")
+def sealer() -> Sealer:
+    return Sealer(DataKeys.parse(f"k1:{new_key()}"))
+
+
+@pytest.fixture
+def catcher():
+    c = SmtpCatcher(USER, PASSWORD).start()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+async def notifier(catcher, sealer):
+    n = email_notifier(catcher, sealer)
+    await n.start()
+    try:
+        yield n
+    finally:
+        await n.close()
+
+
+def email_notifier(catcher: SmtpCatcher, sealer: Sealer, **overrides) -> SmtpEmail:
+    options = dict(host="127.0.0.1", port=catcher.port, username=USER, password=PASSWORD, starttls=True,
+                   verify_tls=False, timeout=5.0, from_address=FROM)
+    return SmtpEmail(sealer, **{**options, **overrides})
+
+
+def outbound(sealer: Sealer, address: str = ADDRESS, content: Mail = MAIL) -> Outbound:
+    notice = str(uuid.uuid4())
+    return Outbound(notice, "R-1", sealer.seal(address, purpose="contact"), content,
+                    {"notice_id": notice, "registration_id": "R-1"})
+
+
+def assert_private(error: BaseException, *secrets: str) -> None:
+    """Neither the failure nor anything chained to it mentions a secret."""
+    seen: BaseException | None = error
+    while seen is not None:
+        for secret in secrets:
+            assert secret.lower() not in str(seen).lower()
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+
+
+async def test_the_email_has_both_parts_and_ids_in_headers(notifier, catcher, sealer, caplog):
+    caplog.set_level(logging.DEBUG)
+    message = outbound(sealer)
+    receipt = await notifier.send(message)
+    assert catcher.wait_for(1, timeout=5)
+    (caught,) = catcher.messages
+    mail = caught.message
+    assert caught.mail_from == "notices@doc.mo.example" and caught.rcpt_tos == (ADDRESS,)
+    assert mail["From"] == FROM and mail["To"] == ADDRESS
+    assert mail["Subject"] == MAIL.subject
+    assert email.utils.parsedate_to_datetime(mail["Date"]).tzinfo is not None
+    assert mail["Message-ID"] == f"<{message.notice_id}@doc.mo.example>"
+    assert mail["X-Savin-Notice-Id"] == message.notice_id
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert mail.get_content_type() == "multipart/alternative"
+    assert mail.get_body(("plain",)).get_content().strip() == MAIL.text
+    assert mail.get_body(("html",)).get_content().strip() == MAIL.html
+    assert receipt.provider == "smtp" and receipt.provider_ref == mail["Message-ID"]
+    assert message.notice_id in caplog.text  # logged by id ...
+    for secret in (ADDRESS, MAIL.subject, MAIL.text, "John Q. Doe"):  # ... and nothing else
+        assert secret not in caplog.text
+
+
+async def test_4xx_is_temporary_5xx_permanent_and_the_session_survives(notifier, catcher, sealer, caplog):
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(TemporaryFailure) as e:
+        await notifier.send(outbound(sealer, "tempfail@example.org"))
+    assert e.value.code == "451"
+    assert_private(e.value, "tempfail@", MAIL.subject)
+    with pytest.raises(PermanentFailure) as e:
+        await notifier.send(outbound(sealer, "bounce@example.org"))
+    assert e.value.code == "550" and not e.value.suppress
+    assert_private(e.value, "bounce@", MAIL.subject)
+    await notifier.send(outbound(sealer))
+    assert catcher.faults == [451, 550] and len(catcher.messages) == 1
+    assert catcher.logins == 1  # one session carried all three transactions
+    assert "tempfail@" not in caplog.text and "bounce@" not in caplog.text
+
+
+async def test_a_421_outage_is_temporary_and_the_next_send_reconnects(notifier, catcher, sealer):
+    await notifier.send(outbound(sealer))
+    catcher.outage(60, code=421)
+    with pytest.raises(TemporaryFailure) as e:
+        await notifier.send(outbound(sealer))
+    assert e.value.code == "421"
+    catcher.end_outage()
+    await notifier.send(outbound(sealer))
+    assert len(catcher.messages) == 2 and catcher.logins == 2  # 421 closed the first session
+
+
+async def test_wrong_password_is_temporary(catcher, sealer, caplog):
+    caplog.set_level(logging.DEBUG)
+    notifier = email_notifier(catcher, sealer, password="not-the-password")
+    try:
+        with pytest.raises(TemporaryFailure) as e:
+            await notifier.send(outbound(sealer))
+    finally:
+        await notifier.close()
+    assert e.value.code == "535"
+    assert_private(e.value, ADDRESS, "not-the-password")
+    assert catcher.messages == [] and catcher.logins == 0
+    assert "not-the-password" not in caplog.text
+
+
+async def test_a_server_that_is_down_is_temporary(catcher, sealer):
+    notifier = email_notifier(catcher, sealer, port=free_port())
+    try:
+        with pytest.raises(TemporaryFailure) as e:
+            await notifier.send(outbound(sealer))
+    finally:
+        await notifier.close()
+    assert e.value.code == "connection"
+    assert_private(e.value, ADDRESS)
+
+
+async def test_a_server_that_never_answers_times_out_as_temporary(catcher, sealer):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never speaks
+        notifier = email_notifier(catcher, sealer, port=silent.getsockname()[1], timeout=0.3)
+        try:
+            with pytest.raises(TemporaryFailure) as e:
+                await notifier.send(outbound(sealer))
+        finally:
+            await notifier.close()
+    assert e.value.code == "connection"
+
+
+async def test_tls_is_verified_unless_switched_off(catcher, sealer):
+    untrusted = email_notifier(catcher, sealer, verify_tls=True)
+    trusted = email_notifier(catcher, sealer, verify_tls=True, ca_file=str(catcher.cert_path))
+    try:
+        with pytest.raises(TemporaryFailure) as e:  # self-signed: a configuration fault
+            await untrusted.send(outbound(sealer))
+        assert e.value.code == "connection"
+        await trusted.send(outbound(sealer))
+    finally:
+        await untrusted.close()
+        await trusted.close()
+    assert len(catcher.messages) == 1
+
+
+async def test_unusable_addresses_are_permanent(notifier, catcher, sealer):
+    for address in ("no-at-sign", "a@example.org, b@example.org", "a@example.org\r\nBcc: c@example.org"):
+        with pytest.raises(PermanentFailure) as e:
+            await notifier.send(outbound(sealer, address))
+        assert e.value.code == "address"
+        assert_private(e.value, "example.org")
+    assert catcher.messages == [] and catcher.faults == []
+
+
+async def test_content_that_cannot_be_a_header_is_permanent(notifier, catcher, sealer):
+    broken = Mail("Release notice\r\nBcc: someone@example.net", MAIL.text, MAIL.html)
+    with pytest.raises(PermanentFailure) as e:
+        await notifier.send(outbound(sealer, content=broken))
+    assert e.value.code == "message"
+    assert_private(e.value, "someone@", ADDRESS)
+    assert catcher.messages == []
+
+
+async def test_concurrent_sends_share_the_pool(catcher, sealer):
+    notifier = email_notifier(catcher, sealer, pool_size=4)
+    try:
+        messages = [outbound(sealer, f"v{i}@example.org") for i in range(20)]
+        receipts = await asyncio.gather(*(notifier.send(m) for m in messages))
+        assert catcher.wait_for(20, timeout=5)
+        assert {r.provider_ref for r in receipts} == {f"<{m.notice_id}@doc.mo.example>" for m in messages}
+        assert sorted(m.rcpt_tos[0] for m in catcher.messages) == sorted(f"v{i}@example.org" for i in range(20))
+        assert 1 <= catcher.logins <= 4
+        await asyncio.gather(*(notifier.send(outbound(sealer)) for _ in range(8)))
+        assert catcher.logins <= 4  # reused, not reopened
+    finally:
+        await notifier.close()
+
+
+async def test_sessions_dropped_by_a_server_restart_are_replaced(notifier, catcher, sealer):
+    await asyncio.gather(*(notifier.send(outbound(sealer, f"v{i}@example.org")) for i in range(3)))
+    logins = catcher.logins
+    catcher.stop()  # closes every pooled session from the server's side
+    catcher.start()  # same port
+    receipt = await notifier.send(outbound(sealer))
+    assert receipt.provider_ref
+    assert catcher.wait_for(4, timeout=5)
+    assert catcher.messages[-1].rcpt_tos == (ADDRESS,)
+    assert len(catcher.messages) == 4  # no duplicate from the retry
+    assert catcher.logins == logins + 1
+
+
+async def test_idle_sessions_are_not_reused_after_max_idle(catcher, sealer):
+    notifier = email_notifier(catcher, sealer, max_idle=0.5)
+    try:
+        await notifier.send(outbound(sealer))
+        await notifier.send(outbound(sealer))
+        assert catcher.logins == 1
+        await asyncio.sleep(0.6)
+        await notifier.send(outbound(sealer))
+        assert catcher.logins == 2
+    finally:
+        await notifier.close()
+
+
+async def test_close_ends_the_sessions_and_the_notifier_still_works_after(notifier, catcher, sealer):
+    await notifier.send(outbound(sealer))
+    await notifier.close()
+    await notifier.send(outbound(sealer))
+    assert len(catcher.messages) == 2 and catcher.logins == 2
+
+
+async def test_without_starttls_the_server_refuses_and_it_is_temporary(catcher, sealer):
+    notifier = email_notifier(catcher, sealer, starttls=False)
+    try:
+        with pytest.raises(TemporaryFailure) as e:
+            await notifier.send(outbound(sealer))
+    finally:
+        await notifier.close()
+    # This server offers AUTH only after STARTTLS: a session fault, not the notice's.
+    assert e.value.code == "session"
+    assert_private(e.value, ADDRESS)
+    assert catcher.messages == []
