@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     log_level: str = Field("info", pattern=r"^(?i:debug|info|warning|error)$")
     send_batch_size: int = Field(200, ge=1, le=10_000)
     send_batch_within: float = Field(0.05, gt=0, le=10)
-    match_batch_size: int = Field(500, ge=1, le=100_000)
+    match_batch_size: int = Field(2000, ge=1, le=100_000)
+    #: A custody event repeated within this many days is dropped as a duplicate.
+    dedup_days: int = Field(30, ge=1, le=3650)
     #: RocksDB memory per table partition: block cache and write buffer (MB).
     rocksdb_cache_mb: int = Field(16, ge=1, le=4096)
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024)

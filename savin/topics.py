@@ -29,6 +29,16 @@ class Topics:
         self.retries = [t(f"notice-retries.{i}") for i in range(len(settings.retry_delays))]
         self.delivery_results = t("delivery-results")
         self.dead_letters = t("dead-letters")
+        #: Changelog of the match stage's seen event ids (one record per batch and partition).
+        self.match_seen = t("match-seen")
+        self.dedup_days = settings.dedup_days
+        #: Consumer groups: the match stage's own, and the Faust app's for everything else.
+        self.match_group = t("match")
+        self.app_group = settings.namespace
+
+    def consumer_group(self, topic: str) -> str:
+        """The consumer group that reads ``topic``."""
+        return self.match_group if topic in (self.custody_events, self.registrations) else self.app_group
 
     def specs(self) -> list[TopicSpec]:
         n = self.partitions
@@ -43,4 +53,6 @@ class Topics:
             *(TopicSpec(r, n) for r in self.retries),
             TopicSpec(self.delivery_results, n),
             TopicSpec(self.dead_letters, 1),
+            TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
+                                           "retention.ms": str(self.dedup_days * 86_400_000)}),
         ]

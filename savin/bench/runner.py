@@ -182,7 +182,7 @@ class Bench:
     async def wait_consumed(self, stack, topic: str, total: int, timeout: float = 120.0) -> None:
         async with OffsetWatch(self.bootstrap) as watch:
             async def done() -> int:
-                return total - await watch.lag(stack.namespace, topic)
+                return total - await watch.lag(stack.topics.consumer_group(topic), topic)
 
             await self.wait_for(f"{topic.split('.', 1)[1]} consumed", total, done, timeout, interval=0.5)
 

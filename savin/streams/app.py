@@ -1,5 +1,7 @@
 """The Faust app: topics, tables and thin agents over the plain functions in
-:mod:`savin.matching`, :mod:`savin.dispatch` and :mod:`savin.delivery`.
+:mod:`savin.dispatch` and :mod:`savin.delivery`, with the match stage
+(:mod:`savin.streams.matcher`, batch-at-a-time on its own consumer) as one of
+its services.
 
 Every agent catches at its boundary: whatever goes wrong with one message
 is dead-lettered with the reason and counted, and the stream goes on.
@@ -17,25 +19,23 @@ from collections.abc import Iterator, Sequence
 
 import faust
 from faust.streams import _current_event  # see event_context()
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from savin import metrics
 from savin.delivery import merge_status, plan_retry
 from savin.dispatch import Dispatcher, Outcome
-from savin.kafka import partition_for
-from savin.matching import contact_key, notices_for
+from savin.matching import contact_key
 from savin.schemas import (
     DONE_STATUSES,
-    DeadLetter,
     DeliveryResult,
     DeliveryStatus,
     NoticeJob,
-    StoredRegistration,
     Urgency,
     describe_errors,
-    parse_event,
 )
 from savin.settings import Settings
+from savin.streams.common import dead_letter_record, fault
+from savin.streams.matcher import MatchStage
 from savin.topics import Topics
 
 __all__ = ["create_app"]
@@ -61,32 +61,6 @@ def event_context(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
-
-
-def fault(e: Exception) -> str:
-    """An unexpected exception, described without echoing input values."""
-    if isinstance(e, ValidationError):
-        return f"{e.title}: {describe_errors(e)}"
-    return f"{type(e).__name__}: {e}"
-
-
-#: offender_id -> {registration_id: StoredRegistration}, as stored in the table.
-REGISTRATIONS_OF = TypeAdapter(dict[str, StoredRegistration])
-
-
-def _dead_letter(msg, reason: str) -> bytes:
-    import base64
-
-    return DeadLetter(
-        dead_letter_id=uuid.uuid4(),
-        reason=reason,
-        source_topic=msg.topic,
-        source_partition=msg.partition,
-        source_offset=msg.offset,
-        key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
-        value_b64=base64.b64encode(msg.value or b"").decode(),
-        at=utcnow(),
-    ).model_dump_json().encode()
 
 
 def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
@@ -117,8 +91,6 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=n)
 
-    custody_events = raw_topic(topics.custody_events)
-    registrations_topic = raw_topic(topics.registrations)
     notice_topics = {
         Urgency.URGENT: raw_topic(topics.notices_urgent),
         Urgency.ROUTINE: raw_topic(topics.notices_routine),
@@ -144,10 +116,6 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         # and recovery alike; the agents do their own (pydantic) encoding.
         return app.Table(name, partitions=n, key_type=bytes, value_type=bytes, options=rocksdb_options)
 
-    #: offender_id -> JSON {registration_id: StoredRegistration}
-    registrations = table("registrations")
-    #: event_id -> when first processed; stops a repeated event
-    seen_events = table("seen-events")
     #: notice_id -> JSON {"status", "provider_ref", "at"}
     ledger = table("ledger")
     #: contact key -> provider code of the opt-out
@@ -167,84 +135,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         metrics.DEAD_LETTERS.labels(topic=msg.topic.removeprefix(settings.namespace + ".")).inc()
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s",
                     msg.topic, msg.partition, msg.offset, reason)
-        await send(dead_letters, None, _dead_letter(msg, reason))
-
-    # ---- registrations ------------------------------------------------------
-
-    async def apply_registrations(stream):
-        async for event in stream.events():
-            msg = event.message
-            try:
-                reg = StoredRegistration.model_validate_json(msg.value)
-                home = partition_for(reg.offender_id.encode(), n)
-                if msg.partition != home:
-                    # e.g. replayed from dead letters: its offender's table lives elsewhere.
-                    await send(registrations_topic, msg.key, msg.value, home)
-                    continue
-                with event_context(event):
-                    current = json.loads(registrations.get(reg.offender_id) or b"{}")
-                    current[reg.registration_id] = json.loads(msg.value)
-                    registrations[reg.offender_id] = json.dumps(current).encode()
-                metrics.REGISTRATIONS.labels(status=reg.status.value).inc()
-            except ValidationError as e:
-                await dead_letter(msg, f"invalid registration: {describe_errors(e)}")
-            except Exception as e:  # noqa: BLE001 - never let one message stop the stream
-                await dead_letter(msg, f"registration failed: {fault(e)}")
-
-    # ---- match: custody events -> notice jobs --------------------------------
-
-    def registrations_for(offender_id: str) -> list[StoredRegistration]:
-        raw = registrations.get(offender_id)
-        return list(REGISTRATIONS_OF.validate_json(raw).values()) if raw else []
-
-    async def match(stream):
-        async for batch in stream.take_events(settings.match_batch_size, within=0.01):
-            await match_batch(batch)
-
-    async def match_batch(batch: Sequence[faust.EventT]) -> None:
-        now = utcnow()
-        handled: list[tuple[faust.EventT, str]] = []
-        in_batch: set[str] = set()
-        for event in batch:
-            msg = event.message
-            try:
-                ev = parse_event(msg.value)
-            except ValidationError as e:
-                metrics.EVENTS.labels(outcome="invalid").inc()
-                await dead_letter(msg, f"invalid event: {describe_errors(e)}")
-                continue
-            try:
-                event_id = str(ev.event_id)
-                home = partition_for(ev.offender_id.encode(), n)
-                if msg.partition != home:
-                    # Published without the offender_id key: the registrations for this
-                    # offender live on another partition, so send it there.
-                    metrics.EVENTS.labels(outcome="rerouted").inc()
-                    await send(custody_events, ev.offender_id.encode(), msg.value, home)
-                    continue
-                with event_context(event):
-                    if event_id in in_batch or seen_events.get(event_id) is not None:
-                        metrics.EVENTS.labels(outcome="duplicate").inc()
-                        log.info("duplicate event dropped event=%s", event_id)
-                        continue
-                    regs = registrations_for(ev.offender_id)
-                in_batch.add(event_id)
-                jobs = notices_for(ev, regs, now)
-                for job in jobs:
-                    await send(notice_topics[job.urgency], job.registration_id.encode(), job.model_dump_json().encode())
-                metrics.EVENTS.labels(outcome="matched" if jobs else "no-registrations").inc()
-                metrics.NOTICES_PLANNED.inc(len(jobs))
-                handled.append((event, event_id))
-            except Exception as e:  # noqa: BLE001
-                metrics.EVENTS.labels(outcome="error").inc()
-                await dead_letter(msg, f"match failed: {fault(e)}")
-        # The notices must be in Kafka before their event is marked as seen:
-        # otherwise a crash here could drop the event as a "duplicate" on replay.
-        await app.producer.flush()
-        stamp = now.isoformat().encode()
-        for event, event_id in handled:
-            with event_context(event):
-                seen_events[event_id] = stamp
+        await send(dead_letters, None, dead_letter_record(msg, reason))
 
     # ---- deliver ------------------------------------------------------------
 
@@ -369,16 +260,19 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     # ---- which agents run here ------------------------------------------------
 
     plan = {
-        "registrations": [(registrations_topic, apply_registrations)],
-        "match": [(custody_events, match)],
         "deliver": [(notice_topics[Urgency.URGENT], deliver), (notice_topics[Urgency.ROUTINE], deliver)],
         "retry": [(t, retry) for t in retry_topics],
         "callbacks": [(results_topic, apply_callbacks)],
     }
-    for group in sorted(settings.agents):
+    for group in sorted(settings.agents & plan.keys()):
         for topic, fun in plan[group]:
             # One agent per topic, so urgent notices never queue behind routine ones.
             app.agent(topic, name=f"{fun.__name__}-{topic.get_topic_name()}")(fun)
+
+    # "registrations" and "match" are one stage: matching needs the registrations.
+    stage = MatchStage(settings) if settings.agents & {"registrations", "match"} else None
+    if stage is not None:
+        app.service(stage)
 
     from savin.streams.callbacks import twilio_status_view
 
@@ -395,6 +289,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     @app.page("/healthz")
     async def healthz(web, request):
         ready = app.consumer is not None and not app.rebalancing and app.tables.recovery.completed.is_set()
+        ready = ready and (stage is None or stage.ready.is_set())
         return web.json({"ready": bool(ready)}, status=200 if ready else 503)
 
     @app.page("/metrics")
@@ -403,7 +298,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
 
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    app.savin = {"topics": topics, "dispatcher": dispatcher}  # type: ignore[attr-defined]
+    app.savin = {"topics": topics, "dispatcher": dispatcher, "match": stage}  # type: ignore[attr-defined]
     return app
 
 

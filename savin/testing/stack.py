@@ -134,7 +134,7 @@ class LocalStack:
         """Wait until the worker has committed everything in ``topic``."""
 
         async def done():
-            return (await group_lag(self.bootstrap, self.namespace, [topic]))[topic] == 0
+            return (await group_lag(self.bootstrap, self.topics.consumer_group(topic), [topic]))[topic] == 0
 
         await wait_until(done, timeout, what=f"the worker to consume {topic}")
 

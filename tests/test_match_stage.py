@@ -1,0 +1,88 @@
+"""The match stage's own state: what a restart replays, what a new machine
+rebuilds from the topics, and how two workers share the partitions.
+
+Real broker, workers as their own processes, the fake Twilio.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from savin.broker import free_port
+from savin.kafka import partition_for
+from savin.testing.worker import WorkerProcess
+from support import event, phone, registration
+
+pytestmark = pytest.mark.e2e
+
+
+def restored(log_text: str) -> list[int]:
+    """The record counts of every "restored N records" line, in order."""
+    return [int(n) for n in re.findall(r"restored (\d+) records", log_text)]
+
+
+async def load(stack, regs: list[str]) -> None:
+    report = await stack.import_registrations(regs)
+    assert report.errors == []
+    await stack.wait_caught_up(stack.topics.registrations)
+
+
+async def test_a_restart_replays_only_what_the_store_missed(stack):
+    worker = stack.start_worker()
+    await load(stack, [registration(f"R-{i}", "OFF-1", sms=phone(i)) for i in range(3)])
+    worker.stop()
+    before = len(restored(worker.tail(100_000)))
+    # Registered while the worker was down.
+    await stack.import_registrations([registration("R-late", "OFF-1", sms=phone(99))])
+
+    worker = stack.start_worker()
+    await stack.publish_events([json.dumps(event("RELEASED", "OFF-1"))])
+    assert stack.twilio.wait_for(4, timeout=30)
+    assert sorted(m.to for m in stack.twilio.messages) == sorted([phone(0), phone(1), phone(2), phone(99)])
+    # The first start had nothing to replay; the restart only the registration it missed.
+    counts = restored(worker.tail(100_000))
+    assert sum(counts[:before]) == 0 and sum(counts[before:]) == 1, counts
+
+
+async def test_a_new_machine_rebuilds_registrations_and_seen_events_from_the_topics(stack):
+    worker = stack.start_worker()
+    await load(stack, [registration(f"R-{i}", f"OFF-{i}", sms=phone(i)) for i in range(8)])
+    first = event("RELEASED", "OFF-3")
+    await stack.publish_events([json.dumps(first)])
+    assert stack.twilio.wait_for(1, timeout=30)
+    worker.stop()
+    before = len(restored(worker.tail(100_000)))
+
+    shutil.rmtree(stack.workdir / "worker" / "match")  # the local store is gone
+    worker = stack.start_worker()
+    # 8 registrations and the one batch of seen ids came back from Kafka.
+    assert sum(restored(worker.tail(100_000))[before:]) == 9
+    await stack.publish_events([json.dumps(first), json.dumps(event("ESCAPED", "OFF-5"))])
+    assert stack.twilio.wait_for(2, timeout=30)
+    await stack.wait_caught_up(stack.topics.custody_events)
+    # The repeated event is still known as seen; the new one matched a rebuilt registration.
+    assert [m.to for m in stack.twilio.messages] == [phone(3), phone(5)]
+    assert "duplicate event dropped event=" + first["event_id"] in worker.tail(100_000)
+
+
+async def test_two_workers_split_the_partitions_and_notify_each_victim_once(stack):
+    offenders = [f"OFF-{i}" for i in range(12)]
+    assert len({partition_for(o.encode(), stack.partitions) for o in offenders}) == stack.partitions
+    first = stack.start_worker()
+    second = WorkerProcess({**stack.env(), "SAVIN_DATA_DIR": str(stack.workdir / "second")},
+                           stack.workdir / "second.log", free_port())
+    stack.workers.append(second)
+    second.start()
+    await load(stack, [registration(f"R-{i}", o, sms=phone(i)) for i, o in enumerate(offenders)])
+    await stack.publish_events([json.dumps(event("RELEASED", o)) for o in offenders])
+    assert stack.twilio.wait_for(len(offenders), timeout=60)
+    await stack.wait_caught_up(stack.topics.custody_events)
+    assert sorted(m.to for m in stack.twilio.messages) == sorted(phone(i) for i in range(len(offenders)))
+    # Each worker's match stage held some of the partitions.
+    held = [re.findall(r"match stage holds partitions \[([\d, ]*)\]", w.tail(100_000))[-1] for w in (first, second)]
+    assert all(held), held
+    assert sorted(int(p) for h in held for p in h.split(",")) == list(range(stack.partitions))
