@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(200, ge=1, le=10_000)
     send_batch_within: float = Field(0.05, gt=0, le=10)
     match_batch_size: int = Field(2000, ge=1, le=100_000)
+    #: Seconds between the match stage's commits (what a crash can make it repeat).
+    commit_interval: float = Field(1.0, gt=0, le=60)
     #: A custody event repeated within this many days is dropped as a duplicate.
     dedup_days: int = Field(30, ge=1, le=3650)
     #: RocksDB memory per table partition: block cache and write buffer (MB).

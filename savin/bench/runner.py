@@ -287,6 +287,7 @@ class Bench:
         await self.wait_consumed(stack, stack.topics.registrations, total)
         lines = [data.event_line("RELEASED", data.offender_id(n), n) for n in range(total)]
         sent_at: dict[str, float] = {}
+        topic = stack.topics.custody_events
         prod = producer(self.bootstrap)
         await prod.start()
         try:
@@ -300,7 +301,7 @@ class Bench:
                         await asyncio.sleep(delay)
                     key = data.offender_id(n).encode()
                     sent_at[data.phone(n)] = time.time()
-                    await prod.send(stack.topics.custody_events, line, key=key,
+                    await prod.send(topic, line, key=key,
                                     partition=partition_for(key, z.partitions))
                     if n % z.rate == 0:
                         bar.update(task, completed=n)
@@ -309,6 +310,15 @@ class Bench:
             await prod.stop()
         await self.wait_for("notices accepted", total, lambda: len(stack.twilio.messages), timeout=60)
         waits = [(m.at - sent_at[m.to]) * 1000 for m in stack.twilio.messages]
+        if os.environ.get("SAVIN_BENCH_TRACE"):
+            planned = {}
+            async for r in read_topic(self.bootstrap, stack.topics.notices_urgent):
+                planned[json.loads(r.value)["offender_id"]] = r.timestamp / 1000
+            at_match = [(planned[data.offender_id(int(m.to[-7:]))] - sent_at[m.to]) * 1000 for m in stack.twilio.messages]
+            self.say(f"  publish -> notice job: {percentiles(at_match)}")
+            first = min(sent_at.values())
+            for m in sorted(stack.twilio.messages, key=lambda m: sent_at[m.to])[::max(1, total // 60)]:
+                self.say(f"  t={sent_at[m.to] - first:6.1f}s wait={(m.at - sent_at[m.to]) * 1000:7.1f} ms")
         return {"events": total, "offered_per_second": z.rate, "seconds": z.duration,
                 **{f"{k}_ms": round(v, 1) for k, v in percentiles(waits).items()}}
 

@@ -3,21 +3,28 @@
 Matching is CPU-bound and runs on a plain aiokafka consumer rather than a
 Faust agent: Faust's per-event stream (an event object, a queue hop, an ack
 and sensor calls per message, and a changelog write per table update) costs
-several times the matching itself. Here each ``getmany`` batch is handled as
-one unit:
+several times the matching itself.
 
-1. registration updates in the batch are applied (re-routed if they arrived on
-   the wrong partition);
-2. events are validated, de-duplicated and matched; notice jobs, re-routed
-   events and dead letters are handed to the producer;
-3. once Kafka has acknowledged all of them, the batch's event ids go to the
-   ``match-seen`` changelog, and registrations, seen ids and both offsets are
-   written to the partition's local RocksDB in one atomic write;
-4. the consumer offsets are committed.
+Each ``getmany`` batch is matched at once: registration updates first (so an
+event matches the registrations published with it), then events (validated,
+re-routed if on the wrong partition, de-duplicated, matched). Notice jobs,
+re-routed records and dead letters go to the producer straight away, so a
+notice never waits for a commit. What the batch changes (registrations, seen
+event ids, offsets) is kept in memory on top of the partition's store until the
+next commit, at most ``SAVIN_COMMIT_INTERVAL`` seconds later:
 
-A crash anywhere repeats at most the batch: its notices have the same ids
-(:func:`savin.matching.notice_id`) and the deliver stage's ledger drops those
-already sent. An event is marked seen only after its notices are in Kafka.
+1. wait until Kafka has acknowledged everything produced since the last commit;
+2. write the new seen event ids to the ``match-seen`` changelog, one record per
+   partition;
+3. write registrations, seen ids and both topics' offsets to the partition's
+   local RocksDB in one atomic write;
+4. commit the consumer offsets.
+
+If anything fails, everything since the last commit is dropped and the consumer
+goes back to where it was: the records are matched again, produce the same
+notice ids (:func:`savin.matching.notice_id`), and the deliver stage's ledger
+drops those already sent. An event is marked seen only after its notices are
+in Kafka.
 
 State is per partition. ``custody-events`` and ``registrations`` are
 co-partitioned by offender id and assigned with the range assignor, so a
@@ -62,6 +69,12 @@ log = logging.getLogger("savin.match")
 _OFFSET = b"\x00offset:"  # + topic name -> next offset the store has applied
 _REG = b"r:"  # + offender id -> JSON {registration_id: stored registration}
 _SEEN = b"s:"  # + event id -> ISO time first matched
+#: Commit early when this many records produced since the last commit await acknowledgement.
+_MAX_UNCOMMITTED = 50_000
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 class PartitionStore:
@@ -116,14 +129,15 @@ class PartitionStore:
             self._db.close()  # type: ignore[union-attr]
 
 
-class _Batch:
-    """What one batch of one partition changes, before it is written."""
+class _Pending:
+    """What one partition has changed since the last commit: read through to
+    the store, written to it at the commit."""
 
     def __init__(self, store: PartitionStore):
         self.store = store
         self.items: dict[bytes, bytes] = {}
         self.offsets: dict[str, int] = {}
-        self.seen: list[str] = []
+        self.seen: dict[str, None] = {}  # insertion-ordered set of event ids
 
     def registrations(self, offender_id: str) -> bytes | None:
         key = _REG + offender_id.encode()
@@ -140,9 +154,9 @@ class _Assignments(ConsumerRebalanceListener):
         self.stage = stage
 
     async def on_partitions_revoked(self, revoked) -> None:
-        # Waits for the batch in hand: it is finished and committed before the partitions move.
+        # The batch in hand is finished and committed before the partitions move.
         async with self.stage.lock:
-            pass
+            await self.stage.commit_or_rewind()
 
     async def on_partitions_assigned(self, assigned) -> None:
         async with self.stage.lock:
@@ -163,6 +177,7 @@ class MatchStage(Service):
         self.home = functools.lru_cache(maxsize=1 << 16)(lambda key: partition_for(key, n))
         self._stopping = False
         self._task: asyncio.Task | None = None
+        self._reset()
         t = self.topics
         self._notice_topic = {"urgent": t.notices_urgent, "routine": t.notices_routine}
 
@@ -192,6 +207,8 @@ class MatchStage(Service):
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, 30)
+                async with self.lock:
+                    await self.commit_or_rewind()
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - stopping regardless
                 log.exception("match stage did not stop cleanly")
         await self.consumer.stop()
@@ -202,21 +219,71 @@ class MatchStage(Service):
 
     async def _run(self) -> None:
         batch_size = self.settings.match_batch_size
+        interval = self.settings.commit_interval
         while not self._stopping:
-            batches = {}
             try:
                 batches = await self.consumer.getmany(timeout_ms=100, max_records=batch_size)
-                if batches:
-                    async with self.lock:
+                async with self.lock:
+                    if batches:
                         await self.handle(batches)
+                    if self._rewind and (time.monotonic() - self._since >= interval
+                                         or len(self._produced) >= _MAX_UNCOMMITTED):
+                        await self.commit()
             except Exception as e:  # noqa: BLE001 - the stage must outlive a broker outage
-                # Nothing of the batch was committed: go back to its start and try again.
-                log.warning("match stage: batch failed (%s); repeating it", fault(e))
-                assigned = self.consumer.assignment()
-                for tp, records in batches.items():
-                    if records and tp in assigned:
-                        self.consumer.seek(tp, records[0].offset)
+                log.warning("match stage: %s; repeating everything since the last commit", fault(e))
+                async with self.lock:
+                    self.rewind()
                 await asyncio.sleep(1.0)
+
+    # ---- commit and rewind ---------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._pending: dict[int, _Pending] = {}
+        self._produced: list[asyncio.Future] = []
+        self._commit: dict[TopicPartition, int] = {}
+        self._rewind: dict[TopicPartition, int] = {}  # first offset handled since the last commit
+        self._since = time.monotonic()
+
+    async def commit(self) -> None:
+        """Make everything since the last commit durable, in the order the module docstring gives."""
+        if self._produced:
+            await asyncio.gather(*self._produced)
+        sent = []
+        for p, pending in self._pending.items():
+            if pending.seen:
+                value = json.dumps({"ids": list(pending.seen), "at": _now().isoformat()}).encode()
+                sent.append((pending, await self.producer.send(self.topics.match_seen, value, partition=p)))
+        stamp = _now().isoformat().encode()
+        for pending, fut in sent:
+            pending.offsets[self.topics.match_seen] = (await fut).offset + 1
+        for pending in self._pending.values():
+            for event_id in pending.seen:
+                pending.items[_SEEN + event_id.encode()] = stamp
+            pending.store.write(pending.items, pending.offsets)
+        offsets = self._commit
+        self._reset()
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as e:
+            # A rebalance took the partitions: the next holder repeats these records,
+            # which produce the same notice ids and are dropped as seen or sent.
+            log.warning("match stage: commit failed (%s); those records will be matched again",
+                        type(e).__name__)
+
+    def rewind(self) -> None:
+        """Drop everything since the last commit and go back to it."""
+        assigned = self.consumer.assignment()
+        for tp, offset in self._rewind.items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+        self._reset()
+
+    async def commit_or_rewind(self) -> None:
+        try:
+            await self.commit()
+        except Exception as e:  # noqa: BLE001
+            log.warning("match stage: commit failed (%s); repeating since the last commit", fault(e))
+            self.rewind()
 
     # ---- assignment and restore -------------------------------------------------
 
@@ -282,7 +349,7 @@ class MatchStage(Service):
                     records = [r for r in records if r.offset < todo[tp]]
                     if not records:
                         continue
-                    batch = _Batch(self.stores[tp.partition])
+                    batch = _Pending(self.stores[tp.partition])
                     for r in records:
                         if tp.topic == regs:
                             self._restore_registration(batch, r.value)
@@ -304,7 +371,7 @@ class MatchStage(Service):
         return applied
 
     @staticmethod
-    def _restore_registration(batch: _Batch, raw: bytes | None) -> None:
+    def _restore_registration(batch: _Pending, raw: bytes | None) -> None:
         try:
             reg = StoredRegistration.model_validate_json(raw or b"")
         except ValidationError:
@@ -314,85 +381,59 @@ class MatchStage(Service):
     # ---- one batch ---------------------------------------------------------------
 
     async def handle(self, batches: Mapping[TopicPartition, list]) -> None:
-        """Match one ``getmany`` result; see the module docstring for the order of writes."""
-        now = dt.datetime.now(dt.timezone.utc)
-        pending: list[asyncio.Future] = []
-        work: dict[int, _Batch] = {}
-        commit: dict[TopicPartition, int] = {}
+        """Match one ``getmany`` result; what it changes waits in memory for the next commit."""
+        now = _now()
         regs_topic = self.topics.registrations
         # Registrations first, so an event matches the registrations published with it.
-        ordered = sorted(batches.items(), key=lambda kv: kv[0].topic != regs_topic)
-        for tp, records in ordered:
+        for tp, records in sorted(batches.items(), key=lambda kv: kv[0].topic != regs_topic):
             store = self.stores.get(tp.partition)
             if store is None or not records:
                 continue  # no longer ours: whoever holds it now will handle these
-            batch = work.setdefault(tp.partition, _Batch(store))
+            pending = self._pending.get(tp.partition)
+            if pending is None:
+                pending = self._pending[tp.partition] = _Pending(store)
+            self._rewind.setdefault(tp, records[0].offset)
             if tp.topic == regs_topic:
-                await self._registrations(batch, tp.partition, records, pending)
+                await self._registrations(pending, tp.partition, records)
             else:
-                await self._events(batch, tp.partition, records, now, pending)
-            batch.offsets[tp.topic] = records[-1].offset + 1
-            commit[tp] = records[-1].offset + 1
-        if pending:
-            await asyncio.gather(*pending)  # everything is in Kafka before anything is marked done
-        stamp = now.isoformat().encode()
-        seen_sent = []
-        for p, batch in work.items():
-            if batch.seen:
-                value = json.dumps({"ids": batch.seen, "at": now.isoformat()}).encode()
-                seen_sent.append((p, await self.producer.send(self.topics.match_seen, value, partition=p)))
-        for p, fut in seen_sent:
-            work[p].offsets[self.topics.match_seen] = (await fut).offset + 1
-        for batch in work.values():
-            for event_id in batch.seen:
-                batch.items[_SEEN + event_id.encode()] = stamp
-            batch.store.write(batch.items, batch.offsets)
-        if commit:
-            try:
-                await self.consumer.commit(commit)
-            except (CommitFailedError, KafkaError) as e:
-                # A rebalance took the partitions: the next holder repeats the batch,
-                # which produces the same notice ids and is dropped as seen or sent.
-                log.warning("match stage: commit failed (%s); the batch will be repeated", type(e).__name__)
+                await self._events(pending, tp.partition, records, now)
+            pending.offsets[tp.topic] = self._commit[tp] = records[-1].offset + 1
 
-    async def _send(self, pending: list, topic: str, key: bytes | None, value: bytes,
-                    partition: int | None = None) -> None:
-        pending.append(await self.producer.send(topic, value, key=key, partition=partition))
+    async def _send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        self._produced.append(await self.producer.send(topic, value, key=key, partition=partition))
 
-    async def _dead_letter(self, pending: list, record, reason: str) -> None:
+    async def _dead_letter(self, record, reason: str) -> None:
         topic = record.topic.removeprefix(self.settings.namespace + ".")
         metrics.DEAD_LETTERS.labels(topic=topic).inc()
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s",
                     record.topic, record.partition, record.offset, reason)
-        await self._send(pending, self.topics.dead_letters, None, dead_letter_record(record, reason))
+        await self._send(self.topics.dead_letters, None, dead_letter_record(record, reason))
 
-    async def _registrations(self, batch: _Batch, partition: int, records: Iterable, pending: list) -> None:
+    async def _registrations(self, pending: _Pending, partition: int, records: Iterable) -> None:
         for r in records:
             try:
                 reg = StoredRegistration.model_validate_json(r.value or b"")
                 home = self.home(reg.offender_id.encode())
                 if home != partition:
                     # e.g. replayed from dead letters: its offender's store lives elsewhere.
-                    await self._send(pending, self.topics.registrations, r.key, r.value, home)
+                    await self._send(self.topics.registrations, r.key, r.value, home)
                     continue
-                batch.put_registration(reg, r.value)
+                pending.put_registration(reg, r.value)
                 metrics.REGISTRATIONS.labels(status=reg.status.value).inc()
             except ValidationError as e:
-                await self._dead_letter(pending, r, f"invalid registration: {describe_errors(e)}")
+                await self._dead_letter(r, f"invalid registration: {describe_errors(e)}")
             except Exception as e:  # noqa: BLE001 - never let one message stop the stream
-                await self._dead_letter(pending, r, f"registration failed: {fault(e)}")
+                await self._dead_letter(r, f"registration failed: {fault(e)}")
 
-    async def _events(self, batch: _Batch, partition: int, records: list, now: dt.datetime,
-                      pending: list) -> None:
+    async def _events(self, pending: _Pending, partition: int, records: list, now: dt.datetime) -> None:
         parsed = []
         for r in records:
             try:
                 parsed.append((r, parse_event(r.value or b"")))
             except ValidationError as e:
                 metrics.EVENTS.labels(outcome="invalid").inc()
-                await self._dead_letter(pending, r, f"invalid event: {describe_errors(e)}")
-        seen_before = batch.store.get_many([_SEEN + str(ev.event_id).encode() for _, ev in parsed])
-        in_batch: set[str] = set()
+                await self._dead_letter(r, f"invalid event: {describe_errors(e)}")
+        seen_before = pending.store.get_many([_SEEN + str(ev.event_id).encode() for _, ev in parsed])
         oldest = now - dt.timedelta(days=self.settings.dedup_days)
         counts = {"matched": 0, "no-registrations": 0, "duplicate": 0, "rerouted": 0}
         planned = 0
@@ -404,24 +445,23 @@ class MatchStage(Service):
                     # Published without the offender_id key: the registrations for this
                     # offender live on another partition, so send it there.
                     counts["rerouted"] += 1
-                    await self._send(pending, self.topics.custody_events, ev.offender_id.encode(), r.value, home)
+                    await self._send(self.topics.custody_events, ev.offender_id.encode(), r.value, home)
                     continue
-                if event_id in in_batch or (seen is not None and dt.datetime.fromisoformat(seen.decode()) > oldest):
+                if event_id in pending.seen or (seen is not None and dt.datetime.fromisoformat(seen.decode()) > oldest):
                     counts["duplicate"] += 1
                     log.info("duplicate event dropped event=%s", event_id)
                     continue
-                in_batch.add(event_id)
-                raw = batch.registrations(ev.offender_id)
+                raw = pending.registrations(ev.offender_id)
                 jobs = notices_for(ev, REGISTRATIONS_OF.validate_json(raw).values(), now) if raw else []
                 for job in jobs:
-                    await self._send(pending, self._notice_topic[job.urgency.value], job.registration_id.encode(),
+                    await self._send(self._notice_topic[job.urgency.value], job.registration_id.encode(),
                                      job.model_dump_json().encode())
                 counts["matched" if jobs else "no-registrations"] += 1
                 planned += len(jobs)
-                batch.seen.append(event_id)
+                pending.seen[event_id] = None
             except Exception as e:  # noqa: BLE001
                 metrics.EVENTS.labels(outcome="error").inc()
-                await self._dead_letter(pending, r, f"match failed: {fault(e)}")
+                await self._dead_letter(r, f"match failed: {fault(e)}")
         for outcome, count in counts.items():
             if count:
                 metrics.EVENTS.labels(outcome=outcome).inc(count)
