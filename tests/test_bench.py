@@ -35,6 +35,8 @@ def test_quick_bench_writes_every_figure(kafka_bootstrap, tmp_path):
     latency = results["latency"]
     assert latency["events"] == 1_000
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    match_share = latency["to_notice_job"]
+    assert 0 < match_share["p50_ms"] <= match_share["p99_ms"] <= match_share["max_ms"] <= latency["max_ms"]
     recovery = results["recovery"]
     assert recovery["registrations"] == 5_000
     assert recovery["seconds_to_first_notice"] > 0 and recovery["peak_rss_mb"] > 0
