@@ -2,9 +2,9 @@
 
 from prometheus_client import Counter, Histogram
 
-EVENTS = Counter("savin_events_total", "Custody events handled by the match agent", ["outcome"])
+EVENTS = Counter("savin_events_total", "Custody events handled by the match stage", ["outcome"])
 REGISTRATIONS = Counter("savin_registrations_applied_total", "Registration updates applied", ["status"])
-NOTICES_PLANNED = Counter("savin_notices_planned_total", "Notice jobs emitted by the match agent")
+NOTICES_PLANNED = Counter("savin_notices_planned_total", "Notice jobs emitted by the match stage")
 NOTICES = Counter("savin_notices_total", "Notice outcomes", ["channel", "status"])
 NOTICES_SKIPPED = Counter("savin_notices_skipped_total", "Notices skipped as already done")
 DEAD_LETTERS = Counter("savin_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])

@@ -86,3 +86,39 @@ async def test_two_workers_split_the_partitions_and_notify_each_victim_once(stac
     held = [re.findall(r"match stage holds partitions \[([\d, ]*)\]", w.tail(100_000))[-1] for w in (first, second)]
     assert all(held), held
     assert sorted(int(p) for h in held for p in h.split(",")) == list(range(stack.partitions))
+
+
+async def test_misrouted_records_are_forwarded_and_bad_ones_dead_lettered_without_stopping(stack):
+    from savin.kafka import producer
+    from savin.publishing import registration_encoder
+    from savin.sealing import Sealer
+
+    s = stack.settings()
+    topics = stack.topics
+    stack.start_worker()
+    offender = "OFF-MISROUTED"
+    home = partition_for(offender.encode(), stack.partitions)
+    elsewhere = (home + 1) % stack.partitions
+    sealed = registration_encoder(Sealer(s.data_keys), s.partitions)(
+        registration("R-MIS", offender, sms=phone(7)).encode())
+    prod = producer(stack.bootstrap)
+    await prod.start()
+    try:
+        # A registration and an event on the wrong partition, an unreadable registration
+        # and an event that breaks the schema: each on the partition that must handle it.
+        await prod.send_and_wait(topics.registrations, sealed.value, key=sealed.key, partition=elsewhere)
+        await prod.send_and_wait(topics.registrations, b'{"registration_id": "R-BAD"}', key=b"R-BAD", partition=home)
+        await prod.send_and_wait(topics.custody_events, b'{"event_type": "RELEASED"}', partition=home)
+        await stack.wait_caught_up(topics.registrations)
+        await prod.send_and_wait(topics.custody_events, json.dumps(event("RELEASED", offender)).encode(),
+                                 partition=elsewhere)
+    finally:
+        await prod.stop()
+    assert stack.twilio.wait_for(1, timeout=30)
+    assert [m.to for m in stack.twilio.messages] == [phone(7)]
+    letters = await stack.dead_letters()
+    reasons = sorted(d.reason.split(":")[0] for d in letters)
+    assert reasons == ["invalid event", "invalid registration"]
+    assert all(d.source_partition == home for d in letters)
+    bad_registration = next(d for d in letters if d.reason.startswith("invalid registration"))
+    assert "offender_id" in bad_registration.reason and "contacts" in bad_registration.reason

@@ -71,7 +71,7 @@ def render_markdown(d: dict) -> str:
         " producer to the fake Twilio accepting the SMS. Recovery is from launching the worker process to"
         " the fake Twilio accepting the notice for an event published at that moment.",
         "",
-        "Reproduce: `make bench` (about 10 minutes), or `savin bench --quick` (under 2 minutes, smaller sizes).",
+        "Reproduce: `make bench` (about 4 minutes on 2 cores), or `savin bench --quick` (under 2 minutes, smaller sizes).",
         "",
     ]
     return "\n".join(lines)
