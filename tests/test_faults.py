@@ -285,3 +285,32 @@ async def _results_until(stack, predicate, timeout: float = 30.0):
         if predicate(results) or time.monotonic() > deadline:
             return results
         await asyncio.sleep(0.5)
+
+
+async def test_a_worker_stopped_mid_batch_finishes_the_batch(stack, record_property):
+    """Faust acks a batch when its agent leaves it; a stop must not leave it half sent."""
+    n = 40
+    stack.twilio.latency = 1.0
+    worker = stack.start_worker()
+    await load(stack, [registration(f"R-{i}", f"OFF-{i}", sms=phone(i)) for i in range(n)])
+    from savin.kafka import OffsetWatch
+
+    await stack.publish_events([json.dumps(event("RELEASED", f"OFF-{i}")) for i in range(n)])
+    async with OffsetWatch(stack.bootstrap) as watch:
+        deadline = time.monotonic() + 30
+        while await watch.total(stack.topics.notices_urgent) < n:
+            assert time.monotonic() < deadline, "the notices were never planned"
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the batch is with the provider, which answers after 1 s
+    assert len(stack.twilio.messages) == 0
+    stopped = time.monotonic()
+    worker.stop()
+    record_property("stop_seconds", round(time.monotonic() - stopped, 2))
+    sent_before_restart = len(stack.twilio.messages)
+    stack.start_worker()
+    assert stack.twilio.wait_for(n, timeout=30), f"{len(stack.twilio.messages)} of {n} sent"
+    await settled(lambda: len(stack.twilio.messages), quiet=3.0)
+    distinct, repeats = tally(m.to for m in stack.twilio.messages)
+    print(f"stopped mid-batch: {sent_before_restart} sent before the restart, {distinct} distinct, {repeats} repeats")
+    assert (distinct, repeats) == (n, 0)
+    assert sent_before_restart == n  # the stopping worker finished the batch itself

@@ -9,13 +9,14 @@ is dead-lettered with the reason and counted, and the stream goes on.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import logging
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 
 import faust
 from faust.streams import _current_event  # see event_context()
@@ -80,7 +81,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         # A crashed worker's partitions move to the others after 10 s, not Faust's 60.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
-        stream_wait_empty=False,
+        stream_wait_empty=True,
         web_enabled=True,
         web_host=settings.web_host,
         web_bind=settings.web_host,
@@ -223,7 +224,14 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
 
     async def deliver(stream):
         async for batch in stream.take_events(settings.send_batch_size, within=settings.send_batch_within):
-            await deliver_batch(batch)
+            await finish(deliver_batch(batch))
+
+    async def hand_back(batch: Sequence[faust.EventT]) -> None:
+        """Put a batch back on its topic (same key and partition) for whoever runs next."""
+        for event in batch:
+            msg = event.message
+            await app.producer.send(msg.topic, msg.key, msg.value, msg.partition, None, None)
+        await app.producer.flush()
 
     # ---- retries ------------------------------------------------------------
 
@@ -234,11 +242,16 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
             latest = max(
                 (_not_before(e.message.value) for e in batch), default=None, key=lambda d: d or utcnow()
             )
-            if latest is not None:
-                delay = (latest - utcnow()).total_seconds()
-                if delay > 0:
+            if latest is not None and (delay := (latest - utcnow()).total_seconds()) > 0:
+                try:
                     await stream.sleep(delay)
-            await deliver_batch(batch)
+                except asyncio.CancelledError:
+                    await hand_back(batch)
+                    raise
+                if utcnow() < latest:  # woken early: the worker is stopping
+                    await hand_back(batch)
+                    return
+            await finish(deliver_batch(batch))
 
     # ---- provider status callbacks -------------------------------------------
 
@@ -300,6 +313,22 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
 
     app.savin = {"topics": topics, "dispatcher": dispatcher, "match": stage}  # type: ignore[attr-defined]
     return app
+
+
+async def finish(batch_work: Awaitable[None]) -> None:
+    """Run a batch to its end even if the agent is stopped meanwhile.
+
+    Faust acks every event of a ``take_events`` batch when the agent leaves the
+    batch, finished or not, and commits them when it stops; a batch cut short
+    would be committed unsent. Sends are bounded by the provider timeouts, so
+    finishing bounds a graceful stop too.
+    """
+    task = asyncio.ensure_future(batch_work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def _not_before(raw: bytes) -> dt.datetime | None:
