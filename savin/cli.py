@@ -179,7 +179,7 @@ def registrations_import(source: str = typer.Argument(..., help="JSON-lines file
 
 @app.command("worker")
 def worker():
-    """Run the stream processor (match, deliver, retry agents and the web endpoints)."""
+    """Run the stream processor (the match and deliver stages and the web endpoints)."""
     from savin.streams.worker import run_worker
 
     s = settings()

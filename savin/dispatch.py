@@ -1,5 +1,5 @@
 """Render and send notices; report each outcome. No Kafka in here, so it is
-tested with fakes, and the agents only move messages around it."""
+tested with fakes, and the deliver stage only moves messages around it."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ __all__ = ["Settings", "SettingsError", "load_settings", "DataKeys"]
 
 PREFIX = "SAVIN_"
 
-#: The worker's agents, by group.
+#: What a worker can run (SAVIN_AGENTS): "registrations" and "match" start the
+#: match stage; "deliver", "retry" and "callbacks" start the deliver stage.
 AGENTS = frozenset({"registrations", "match", "deliver", "retry", "callbacks"})
 
 
@@ -80,12 +81,12 @@ class Settings(BaseSettings):
     commit_interval: float = Field(1.0, gt=0, le=60)
     #: A custody event repeated within this many days is dropped as a duplicate.
     dedup_days: int = Field(30, ge=1, le=3650)
-    #: RocksDB memory per table partition: block cache and write buffer (MB).
+    #: RocksDB memory per store partition: block cache and write buffer (MB).
     rocksdb_cache_mb: int = Field(16, ge=1, le=4096)
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024)
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (30.0, 300.0, 3600.0)
     max_attempts: int = Field(12, ge=1, le=1000)
-    #: Which agents this worker runs (default: all). Lets a deployment scale
+    #: Which stages this worker runs (default: all). Lets a deployment scale
     #: matching and delivery separately, and the benchmark time one stage alone.
     agents: Annotated[frozenset[str], NoDecode] = AGENTS
 

@@ -32,13 +32,15 @@ class Topics:
         #: Changelog of the match stage's seen event ids (one record per batch and partition).
         self.match_seen = t("match-seen")
         self.dedup_days = settings.dedup_days
-        #: Consumer groups: the match stage's own, and the Faust app's for everything else.
+        #: Changelog of the deliver stage's ledger and suppressions (compacted, keyed by entry).
+        self.deliver_state = t("deliver-state")
+        #: The stages' consumer groups.
         self.match_group = t("match")
-        self.app_group = settings.namespace
+        self.deliver_group = t("deliver")
 
     def consumer_group(self, topic: str) -> str:
         """The consumer group that reads ``topic``."""
-        return self.match_group if topic in (self.custody_events, self.registrations) else self.app_group
+        return self.match_group if topic in (self.custody_events, self.registrations) else self.deliver_group
 
     def specs(self) -> list[TopicSpec]:
         n = self.partitions
@@ -53,6 +55,7 @@ class Topics:
             *(TopicSpec(r, n) for r in self.retries),
             TopicSpec(self.delivery_results, n),
             TopicSpec(self.dead_letters, 1),
+            TopicSpec(self.deliver_state, n, compacted),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(self.dedup_days * 86_400_000)}),
         ]

@@ -288,7 +288,7 @@ async def _results_until(stack, predicate, timeout: float = 30.0):
 
 
 async def test_a_worker_stopped_mid_batch_finishes_the_batch(stack, record_property):
-    """Faust acks a batch when its agent leaves it; a stop must not leave it half sent."""
+    """A graceful stop finishes the batch with the provider; nothing is left half sent."""
     n = 40
     stack.twilio.latency = 1.0
     worker = stack.start_worker()

@@ -144,7 +144,7 @@ async def test_a_worker_joining_and_leaving_mid_stream_loses_and_repeats_nothing
     async with OffsetWatch(stack.bootstrap) as watch:
         jobs = await watch.total(stack.topics.notices_urgent)
         lag = await watch.lag(stack.topics.match_group, stack.topics.custody_events)
-        dlag = await watch.lag(stack.topics.app_group, stack.topics.notices_urgent)
+        dlag = await watch.lag(stack.topics.deliver_group, stack.topics.notices_urgent)
     assert delivered, (len(stack.twilio.messages), jobs, lag, dlag)
     await stack.wait_caught_up(stack.topics.custody_events)
     sent = [m.to for m in stack.twilio.messages]

@@ -52,7 +52,7 @@ def render_markdown(d: dict) -> str:
         f"{mt['offenders']:,} offenders → {mt['notices']:,} notice jobs"
         f" | **{mt['events_per_second']:,} events/s** ({mt['notices_per_second']:,} notices/s out), "
         f"**{mt['ratio_to_baseline']:.0%} of baseline** | ≥ 50 % ({mark('match_ratio')}) |",
-        f"| 3 | send: {s['notices']:,} SMS notices through the deliver agent, fake Twilio adding "
+        f"| 3 | send: {s['notices']:,} SMS notices through the deliver stage, fake Twilio adding "
         f"{s['provider_latency_ms']} ms | **{s['per_second']:,} notices/s** | ≥ 500 ({mark('send_per_second')}) |",
         f"| 4 | latency: {lt['offered_per_second']} events/s offered for {lt['seconds']:.0f} s, publish → "
         f"accepted by the fake Twilio | p50 {lt['p50_ms']} ms, p95 {lt['p95_ms']} ms, "

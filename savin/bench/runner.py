@@ -391,7 +391,7 @@ async def _run(bench: Bench) -> dict:
     steps: list[tuple[str, str, Callable[[], Awaitable[dict]]]] = [
         ("baseline", "raw aiokafka consume -> produce", bench.baseline),
         ("match", "registrations + events through the match stage", lambda: bench.match(results["baseline"]["per_second"])),
-        ("send", "notices through the deliver agent to the fake Twilio", bench.send),
+        ("send", "notices through the deliver stage to the fake Twilio", bench.send),
         ("latency", "publish -> accepted by the fake Twilio", bench.latency),
         ("recovery", "worker restart with a large registrations table", bench.recovery),
     ]

@@ -1,5 +1,5 @@
 """Provider status callbacks: check the signature, turn the callback into a
-DeliveryResult and publish it; the apply-callbacks agent moves the ledger."""
+DeliveryResult and publish it; the deliver stage moves the ledger."""
 
 from __future__ import annotations
 

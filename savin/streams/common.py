@@ -1,4 +1,4 @@
-"""What the Faust agents and the match stage share: dead-letter records and
+"""What the stages share: dead-letter records and
 error descriptions that never echo input values."""
 
 from __future__ import annotations
