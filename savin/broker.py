@@ -117,7 +117,12 @@ def resolve_jars(cache_dir: Path, progress: Progress = print) -> Path:
 
 
 def _kafka_uuid() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as Kafka's ``Uuid.randomUuid()`` makes one: URL-safe base64 of
+    16 random bytes, never starting with "-" (the format tool would read it as an option)."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 async def _metadata_ok(bootstrap: str, timeout: float) -> bool:

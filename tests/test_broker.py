@@ -83,3 +83,16 @@ def test_partitioner_matches_kafka_default():
     # what a Java producer upstream uses for a keyed record.
     keys = (b"MO-0", b"MO-1", b"MO-2", b"MO-3", b"offender-12345")
     assert [partition_for(k, 4) for k in keys] == [2, 3, 3, 0, 1]
+
+
+def test_cluster_ids_are_never_read_as_an_option(monkeypatch):
+    """One random id in 64 starts with "-", which the format tool takes for a flag."""
+    import base64
+
+    from savin import broker
+
+    dash_first = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+    fresh = iter([dash_first, uuid.uuid4()])
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(fresh))
+    cluster_id = broker._kafka_uuid()
+    assert not cluster_id.startswith("-") and len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
