@@ -1,6 +1,6 @@
 """Prometheus metrics, served by the worker at ``/metrics``. Labels carry no personal data."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("savin_events_total", "Custody events handled by the match stage", ["outcome"])
 REGISTRATIONS = Counter("savin_registrations_applied_total", "Registration updates applied", ["status"])
@@ -10,3 +10,5 @@ NOTICES_SKIPPED = Counter("savin_notices_skipped_total", "Notices skipped as alr
 DEAD_LETTERS = Counter("savin_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])
 CALLBACKS = Counter("savin_callbacks_total", "Provider status callbacks", ["outcome"])
 SEND_SECONDS = Histogram("savin_send_seconds", "Time for one provider send", ["provider"])
+LAG = Gauge("savin_consumer_lag", "Records behind the end of each input partition, as of the stage's last batch",
+            ["stage", "topic", "partition"])

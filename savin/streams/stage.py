@@ -217,6 +217,7 @@ class Stage(Service):
                 async with self.lock:
                     if batches:
                         await self.handle(batches)
+                        self._note_lag(batches)
                     if self._rewind and (time.monotonic() - self._since >= self.commit_interval
                                          or len(self._produced) >= MAX_UNCOMMITTED):
                         await self.commit()
@@ -225,6 +226,14 @@ class Stage(Service):
                 async with self.lock:
                     self.rewind()
                 await asyncio.sleep(1.0)
+
+    def _note_lag(self, batches: Mapping[TopicPartition, list]) -> None:
+        prefix = self.settings.namespace + "."
+        for tp, records in batches.items():
+            end = self.consumer.highwater(tp)
+            if records and end is not None:
+                metrics.LAG.labels(stage=self.name, topic=tp.topic.removeprefix(prefix),
+                                   partition=str(tp.partition)).set(max(0, end - records[-1].offset - 1))
 
     # ---- one batch's bookkeeping ----------------------------------------------------------
 
