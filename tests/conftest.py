@@ -61,3 +61,16 @@ def data_key() -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def catcher():
+    """A real SMTP server (aiosmtpd, STARTTLS, AUTH) for one test."""
+    from savin.testing.smtp_server import SmtpCatcher
+    from support import SMTP_PASSWORD, SMTP_USER
+
+    c = SmtpCatcher(SMTP_USER, SMTP_PASSWORD).start()
+    try:
+        yield c
+    finally:
+        c.close()

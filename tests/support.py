@@ -1,13 +1,16 @@
-"""Builders shared by the end-to-end and fault tests."""
+"""Builders and helpers shared by the tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections import Counter
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+#: Credentials of the SMTP catcher the SMTP tests log in to.
+SMTP_USER, SMTP_PASSWORD = "savin", "catcher-secret"
 
 
 def phone(n: int) -> str:
@@ -36,3 +39,12 @@ def tally(values) -> tuple[int, int]:
     """(distinct, repeats) of ``values``."""
     counts = Counter(values)
     return len(counts), sum(c - 1 for c in counts.values())
+
+
+@contextlib.asynccontextmanager
+async def closing(notifier):
+    """A notifier for the block, closed after it whatever happens."""
+    try:
+        yield notifier
+    finally:
+        await notifier.close()

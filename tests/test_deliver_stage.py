@@ -50,3 +50,27 @@ async def test_an_urgent_notice_overtakes_a_routine_backlog(stack):
     order = [m.to for m in stack.twilio.messages]
     # Taken into the first batch that had it fetched: at most two batches went before it.
     assert order.index(urgent) < 2 * batch, order.index(urgent)
+
+
+async def test_a_new_machine_rebuilds_the_ledger_and_sends_nothing_twice(stack):
+    import shutil
+
+    topics = stack.topics
+    await ensure_topics(stack.bootstrap, topics.specs())
+    key, value = notice_job(stack, 1, "RELEASED")
+    prod = producer(stack.bootstrap)
+    await prod.start()
+    try:
+        await prod.send_and_wait(topics.notices_urgent, value, key=key)
+        worker = stack.start_worker(SAVIN_AGENTS="deliver")
+        assert stack.twilio.wait_for(1, timeout=30)
+        await stack.wait_caught_up(topics.notices_urgent)
+        worker.stop()
+        shutil.rmtree(stack.workdir / "worker" / "deliver")  # the local ledger is gone
+        worker = stack.start_worker(SAVIN_AGENTS="deliver")
+        await prod.send_and_wait(topics.notices_urgent, value, key=key)  # the same notice again
+    finally:
+        await prod.stop()
+    await stack.wait_caught_up(topics.notices_urgent)
+    assert len(stack.twilio.messages) == 1
+    assert "savin_notices_skipped_total 1.0" in worker.metrics()

@@ -19,8 +19,9 @@ from savin.notifiers.smtp_email import SmtpEmail
 from savin.sealing import Sealer, new_key
 from savin.settings import DataKeys
 from savin.testing.smtp_server import SmtpCatcher
+from support import SMTP_PASSWORD, SMTP_USER, closing
 
-USER, PASSWORD = "savin", "notifier-smtp-secret"
+USER, PASSWORD = SMTP_USER, SMTP_PASSWORD
 FROM = "Victim Notification <notices@doc.mo.example>"
 ADDRESS = "victim.person@example.org"
 
@@ -42,22 +43,10 @@ def sealer() -> Sealer:
 
 
 @pytest.fixture
-def catcher():
-    c = SmtpCatcher(USER, PASSWORD).start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
 async def notifier(catcher, sealer):
-    n = email_notifier(catcher, sealer)
-    await n.start()
-    try:
+    async with closing(email_notifier(catcher, sealer)) as n:
+        await n.start()
         yield n
-    finally:
-        await n.close()
 
 
 def email_notifier(catcher: SmtpCatcher, sealer: Sealer, **overrides) -> SmtpEmail:
@@ -133,12 +122,9 @@ async def test_a_421_outage_is_temporary_and_the_next_send_reconnects(notifier, 
 
 async def test_wrong_password_is_temporary(catcher, sealer, caplog):
     caplog.set_level(logging.DEBUG)
-    notifier = email_notifier(catcher, sealer, password="not-the-password")
-    try:
+    async with closing(email_notifier(catcher, sealer, password="not-the-password")) as notifier:
         with pytest.raises(TemporaryFailure) as e:
             await notifier.send(outbound(sealer))
-    finally:
-        await notifier.close()
     assert e.value.code == "535"
     assert_private(e.value, ADDRESS, "not-the-password")
     assert catcher.messages == [] and catcher.logins == 0
@@ -146,38 +132,28 @@ async def test_wrong_password_is_temporary(catcher, sealer, caplog):
 
 
 async def test_a_server_that_is_down_is_temporary(catcher, sealer):
-    notifier = email_notifier(catcher, sealer, port=free_port())
-    try:
+    async with closing(email_notifier(catcher, sealer, port=free_port())) as notifier:
         with pytest.raises(TemporaryFailure) as e:
             await notifier.send(outbound(sealer))
-    finally:
-        await notifier.close()
     assert e.value.code == "connection"
     assert_private(e.value, ADDRESS)
 
 
 async def test_a_server_that_never_answers_times_out_as_temporary(catcher, sealer):
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never speaks
-        notifier = email_notifier(catcher, sealer, port=silent.getsockname()[1], timeout=0.3)
-        try:
+        async with closing(email_notifier(catcher, sealer, port=silent.getsockname()[1], timeout=0.3)) as notifier:
             with pytest.raises(TemporaryFailure) as e:
                 await notifier.send(outbound(sealer))
-        finally:
-            await notifier.close()
     assert e.value.code == "connection"
 
 
 async def test_tls_is_verified_unless_switched_off(catcher, sealer):
-    untrusted = email_notifier(catcher, sealer, verify_tls=True)
-    trusted = email_notifier(catcher, sealer, verify_tls=True, ca_file=str(catcher.cert_path))
-    try:
+    async with closing(email_notifier(catcher, sealer, verify_tls=True)) as untrusted, \
+            closing(email_notifier(catcher, sealer, verify_tls=True, ca_file=str(catcher.cert_path))) as trusted:
         with pytest.raises(TemporaryFailure) as e:  # self-signed: a configuration fault
             await untrusted.send(outbound(sealer))
         assert e.value.code == "connection"
         await trusted.send(outbound(sealer))
-    finally:
-        await untrusted.close()
-        await trusted.close()
     assert len(catcher.messages) == 1
 
 
@@ -200,8 +176,7 @@ async def test_content_that_cannot_be_a_header_is_permanent(notifier, catcher, s
 
 
 async def test_concurrent_sends_share_the_pool(catcher, sealer):
-    notifier = email_notifier(catcher, sealer, pool_size=4)
-    try:
+    async with closing(email_notifier(catcher, sealer, pool_size=4)) as notifier:
         messages = [outbound(sealer, f"v{i}@example.org") for i in range(20)]
         receipts = await asyncio.gather(*(notifier.send(m) for m in messages))
         assert catcher.wait_for(20, timeout=5)
@@ -210,8 +185,6 @@ async def test_concurrent_sends_share_the_pool(catcher, sealer):
         assert 1 <= catcher.logins <= 4
         await asyncio.gather(*(notifier.send(outbound(sealer)) for _ in range(8)))
         assert catcher.logins <= 4  # reused, not reopened
-    finally:
-        await notifier.close()
 
 
 async def test_sessions_dropped_by_a_server_restart_are_replaced(notifier, catcher, sealer):
@@ -228,16 +201,13 @@ async def test_sessions_dropped_by_a_server_restart_are_replaced(notifier, catch
 
 
 async def test_idle_sessions_are_not_reused_after_max_idle(catcher, sealer):
-    notifier = email_notifier(catcher, sealer, max_idle=0.5)
-    try:
+    async with closing(email_notifier(catcher, sealer, max_idle=0.5)) as notifier:
         await notifier.send(outbound(sealer))
         await notifier.send(outbound(sealer))
         assert catcher.logins == 1
         await asyncio.sleep(0.6)
         await notifier.send(outbound(sealer))
         assert catcher.logins == 2
-    finally:
-        await notifier.close()
 
 
 async def test_close_ends_the_sessions_and_the_notifier_still_works_after(notifier, catcher, sealer):
@@ -248,12 +218,9 @@ async def test_close_ends_the_sessions_and_the_notifier_still_works_after(notifi
 
 
 async def test_without_starttls_the_server_refuses_and_it_is_temporary(catcher, sealer):
-    notifier = email_notifier(catcher, sealer, starttls=False)
-    try:
+    async with closing(email_notifier(catcher, sealer, starttls=False)) as notifier:
         with pytest.raises(TemporaryFailure) as e:
             await notifier.send(outbound(sealer))
-    finally:
-        await notifier.close()
     # This server offers AUTH only after STARTTLS: a session fault, not the notice's.
     assert e.value.code == "session"
     assert_private(e.value, ADDRESS)

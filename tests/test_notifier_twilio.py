@@ -20,6 +20,7 @@ from savin.notifiers.twilio_sms import TwilioSMS, classify
 from savin.sealing import Sealer, new_key
 from savin.settings import DataKeys
 from savin.testing.fake_twilio import FakeTwilio
+from support import closing
 
 SID, TOKEN = "AC" + "cd" * 16, "notifier-token"
 FROM = "+15005550006"
@@ -61,12 +62,9 @@ def notifier(sealer: Sealer, base_url: str, **kwargs) -> TwilioSMS:
 
 @pytest.fixture
 async def sms(fake, sealer):
-    n = notifier(sealer, fake.base_url)
-    await n.start()
-    try:
+    async with closing(notifier(sealer, fake.base_url)) as n:
+        await n.start()
         yield n
-    finally:
-        await n.close()
 
 
 async def test_an_sms_goes_out_and_returns_twilios_sid(sms, fake, sealer):
@@ -82,32 +80,23 @@ async def test_an_sms_goes_out_and_returns_twilios_sid(sms, fake, sealer):
 
 
 async def test_a_callback_url_with_its_own_query_keeps_it(fake, sealer):
-    n = notifier(sealer, fake.base_url, status_callback=CALLBACK + "?tenant=mo")
-    try:
+    async with closing(notifier(sealer, fake.base_url, status_callback=CALLBACK + "?tenant=mo")) as n:
         message = outbound(sealer)
         await n.send(message)
-    finally:
-        await n.close()
     (m,) = fake.messages
     assert m.status_callback == f"{CALLBACK}?tenant=mo&notice_id={message.notice_id}&registration_id=R-1"
 
 
 async def test_without_a_status_callback_none_is_sent(fake, sealer):
-    n = notifier(sealer, fake.base_url, status_callback=None)
-    try:
+    async with closing(notifier(sealer, fake.base_url, status_callback=None)) as n:
         await n.send(outbound(sealer))
-    finally:
-        await n.close()
     assert fake.messages[0].status_callback is None and fake.rejected == []
 
 
 async def test_a_messaging_service_sends_instead_of_a_number(fake, sealer):
     service = "MG" + "1" * 32
-    n = notifier(sealer, fake.base_url, messaging_service_sid=service)
-    try:
+    async with closing(notifier(sealer, fake.base_url, messaging_service_sid=service)) as n:
         await n.send(outbound(sealer))
-    finally:
-        await n.close()
     (m,) = fake.messages
     assert (m.from_, m.messaging_service_sid) == (None, service)
 
@@ -162,32 +151,23 @@ async def test_an_outage_is_temporary_and_sending_resumes_after_it(sms, fake, se
 
 async def test_a_slow_provider_times_out_as_temporary(fake, sealer):
     fake.latency = 1.0
-    n = notifier(sealer, fake.base_url, timeout=0.3)
-    try:
+    async with closing(notifier(sealer, fake.base_url, timeout=0.3)) as n:
         with pytest.raises(TemporaryFailure) as e:
             await n.send(outbound(sealer))
-    finally:
-        await n.close()
     assert e.value.code == "connection"
 
 
 async def test_a_down_provider_is_temporary(sealer):
-    n = notifier(sealer, f"http://127.0.0.1:{free_port()}")
-    try:
+    async with closing(notifier(sealer, f"http://127.0.0.1:{free_port()}")) as n:
         with pytest.raises(TemporaryFailure) as e:
             await n.send(outbound(sealer))
-    finally:
-        await n.close()
     assert e.value.code == "connection"
 
 
 async def test_wrong_credentials_are_temporary_until_fixed(fake, sealer):
-    n = TwilioSMS(sealer, SID, "rotated-token", from_number=FROM, base_url=fake.base_url)
-    try:
+    async with closing(TwilioSMS(sealer, SID, "rotated-token", from_number=FROM, base_url=fake.base_url)) as n:
         with pytest.raises(TemporaryFailure) as e:
             await n.send(outbound(sealer))
-    finally:
-        await n.close()
     assert e.value.code == "20003" and fake.messages == []
 
 
@@ -232,14 +212,11 @@ def test_connection_errors_are_temporary():
 
 async def test_no_number_or_body_reaches_any_log(fake, sealer, caplog):
     caplog.set_level(logging.DEBUG)
-    n = notifier(sealer, fake.base_url)
-    try:
+    async with closing(notifier(sealer, fake.base_url)) as n:
         await n.send(outbound(sealer))
         for number in ("+15005550001", "+15005550004", "+15005550500"):
             with pytest.raises(PermanentFailure if number != "+15005550500" else TemporaryFailure):
                 await n.send(outbound(sealer, number))
-    finally:
-        await n.close()
     assert logging.getLogger("twilio.http_client").level == logging.WARNING
     assert logging.getLogger("twilio.async_http_client").level == logging.WARNING
     assert len(fake.messages) == 1 and len(caplog.records) >= 3  # savin logged the failures

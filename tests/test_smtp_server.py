@@ -13,19 +13,11 @@ import aiosmtplib
 import pytest
 
 from savin.testing.smtp_server import SmtpCatcher
+from support import SMTP_PASSWORD, SMTP_USER
 
-USER, PASSWORD = "savin", "catcher-secret"
+USER, PASSWORD = SMTP_USER, SMTP_PASSWORD
 SENDER = "notices@doc.mo.example"
 RECIPIENT = "victim.person@example.org"
-
-
-@pytest.fixture
-def catcher():
-    c = SmtpCatcher(USER, PASSWORD).start()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def insecure() -> ssl.SSLContext:

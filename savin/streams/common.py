@@ -11,10 +11,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from savin.schemas import DeadLetter, StoredRegistration, describe_errors
 
-__all__ = ["REGISTRATIONS_OF", "dead_letter_record", "fault"]
+__all__ = ["REGISTRATIONS_OF", "dead_letter_record", "fault", "utcnow"]
 
 #: offender_id -> {registration_id: StoredRegistration}, as stored per offender.
 REGISTRATIONS_OF = TypeAdapter(dict[str, StoredRegistration])
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def fault(e: Exception) -> str:
@@ -35,5 +39,5 @@ def dead_letter_record(msg, reason: str) -> bytes:
         source_offset=msg.offset,
         key_b64=base64.b64encode(msg.key).decode() if msg.key is not None else None,
         value_b64=base64.b64encode(msg.value or b"").decode(),
-        at=dt.datetime.now(dt.timezone.utc),
+        at=utcnow(),
     ).model_dump_json().encode()

@@ -35,7 +35,7 @@ from savin.dispatch import Dispatcher, Outcome
 from savin.matching import contact_key
 from savin.schemas import DONE_STATUSES, DeliveryResult, DeliveryStatus, NoticeJob, describe_errors
 from savin.settings import Settings
-from savin.streams.common import fault
+from savin.streams.common import fault, utcnow
 from savin.streams.stage import Pending, Stage, by_topic
 
 __all__ = ["DeliverStage"]
@@ -44,8 +44,9 @@ _LEDGER = b"l:"  # + notice id -> JSON {"status", "provider_ref", "at"}
 _SUPPRESSED = b"x:"  # + contact key -> provider code of the opt-out
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+def _slot(job: NoticeJob) -> bytes:
+    """The store key of the job's contact slot in the suppressions."""
+    return _SUPPRESSED + contact_key(job.registration_id, job.channel.value, job.contact_index).encode()
 
 
 class DeliverStage(Stage):
@@ -61,12 +62,7 @@ class DeliverStage(Stage):
         self.dispatcher = dispatcher
         self._retry_topics = set(t.retries)
         self._order = [t.notices_urgent, *t.retries, t.notices_routine, t.delivery_results]
-        self._changed: dict[int, dict[bytes, bytes]] = {}
         self._resume: dict[TopicPartition, asyncio.TimerHandle] = {}
-
-    def _reset(self) -> None:
-        super()._reset()
-        self._changed = {}
 
     async def on_stop(self) -> None:
         await super().on_stop()
@@ -95,7 +91,7 @@ class DeliverStage(Stage):
         """Leave ``tp`` at ``offset`` until ``when``."""
         self.consumer.seek(tp, offset)
         self.consumer.pause(tp)
-        delay = max(0.0, (when - _now()).total_seconds())
+        delay = max(0.0, (when - utcnow()).total_seconds())
 
         def resume() -> None:
             self._resume.pop(tp, None)
@@ -108,27 +104,20 @@ class DeliverStage(Stage):
 
     # ---- the ledger and the suppressions ---------------------------------------------
 
-    def restore(self, pending: Pending, topic: str, value: bytes | None) -> None:
-        entry = json.loads(value or b"{}")
-        pending.put(entry["k"].encode(), entry["v"].encode())
-
-    def _put(self, partition: int, pending: Pending, key: bytes, value: bytes) -> None:
-        pending.put(key, value)
-        self._changed.setdefault(partition, {})[key] = value
+    def restore(self, pending: Pending, record) -> None:
+        pending.put(record.key, record.value)
 
     async def changelog(self, partition: int, pending: Pending):
-        sent = []
+        # Every change since the last commit, keyed as in the store, so compaction keeps the latest.
         topic = self.topics.deliver_state
-        for key, value in self._changed.get(partition, {}).items():
-            record = json.dumps({"k": key.decode(), "v": value.decode()}).encode()
-            sent.append((topic, await self.producer.send(topic, record, key=key, partition=partition)))
-        return sent
+        return [(topic, await self.producer.send(topic, value, key=key, partition=partition))
+                for key, value in pending.items.items()]
 
     def _ledger_status(self, pending: Pending, notice_id: uuid.UUID) -> DeliveryStatus | None:
         raw = pending.get(_LEDGER + str(notice_id).encode())
         return DeliveryStatus(json.loads(raw)["status"]) if raw else None
 
-    def _ledger_set(self, partition: int, pending: Pending, notice_id: uuid.UUID, status: DeliveryStatus,
+    def _ledger_set(self, pending: Pending, notice_id: uuid.UUID, status: DeliveryStatus,
                     ref: str | None = None) -> bool:
         """Move a notice forward in the ledger; False when the ledger already knows better."""
         key = _LEDGER + str(notice_id).encode()
@@ -136,8 +125,8 @@ class DeliverStage(Stage):
         current = json.loads(raw) if raw else {}
         if merge_status(DeliveryStatus(current["status"]) if current else None, status) is None:
             return False
-        self._put(partition, pending, key, json.dumps(
-            {"status": status.value, "provider_ref": ref or current.get("provider_ref"), "at": _now().isoformat()}
+        pending.put(key, json.dumps(
+            {"status": status.value, "provider_ref": ref or current.get("provider_ref"), "at": utcnow().isoformat()}
         ).encode())
         return True
 
@@ -145,7 +134,7 @@ class DeliverStage(Stage):
         result = DeliveryResult(
             notice_id=job.notice_id, registration_id=job.registration_id, event_id=job.event_id,
             event_type=job.event_type, channel=job.channel, status=status, attempt=job.attempt,
-            at=_now(), **extra,
+            at=utcnow(), **extra,
         )
         metrics.NOTICES.labels(channel=job.channel.value, status=status.value).inc()
         await self.send(self.topics.delivery_results, job.registration_id.encode(), result.model_dump_json().encode())
@@ -153,15 +142,15 @@ class DeliverStage(Stage):
     # ---- one batch -------------------------------------------------------------------
 
     async def handle(self, batches: Mapping[TopicPartition, list]) -> None:
-        now = _now()
-        todo: list[tuple[int, Pending, NoticeJob, object]] = []
+        now = utcnow()
+        todo: list[tuple[Pending, NoticeJob, object]] = []
         in_batch: set[uuid.UUID] = set()
         for tp, records in by_topic(batches, self._order):
             pending = self.pending(tp, records[0].offset)
             if pending is None:
                 continue
             if tp.topic == self.topics.delivery_results:
-                await self._callbacks(tp.partition, pending, records)
+                await self._callbacks(pending, records)
                 self.done(tp, records[-1].offset + 1)
                 continue
             for r in records:
@@ -179,27 +168,26 @@ class DeliverStage(Stage):
                     metrics.NOTICES_SKIPPED.inc()
                     continue
                 in_batch.add(job.notice_id)
-                slot = _SUPPRESSED + contact_key(job.registration_id, job.channel.value, job.contact_index).encode()
-                if (code := pending.get(slot)) is not None:
-                    self._ledger_set(tp.partition, pending, job.notice_id, DeliveryStatus.SUPPRESSED)
+                if (code := pending.get(_slot(job))) is not None:
+                    self._ledger_set(pending, job.notice_id, DeliveryStatus.SUPPRESSED)
                     await self._publish_result(job, DeliveryStatus.SUPPRESSED, error_code=code.decode(),
                                                error="recipient opted out of this channel")
                     continue
-                todo.append((tp.partition, pending, job, r))
+                todo.append((pending, job, r))
         if todo:
-            outcomes = await self.dispatcher.send_batch([job for _, _, job, _ in todo])
-            for (partition, pending, _, record), outcome in zip(todo, outcomes):
+            outcomes = await self.dispatcher.send_batch([job for _, job, _ in todo])
+            for (pending, _, record), outcome in zip(todo, outcomes):
                 try:
-                    await self._record(partition, pending, outcome)
+                    await self._record(pending, outcome)
                 except Exception as e:  # noqa: BLE001
                     await self.dead_letter(record, f"recording outcome failed: {fault(e)}")
 
-    async def _record(self, partition: int, pending: Pending, outcome: Outcome) -> None:
+    async def _record(self, pending: Pending, outcome: Outcome) -> None:
         job = outcome.job
         extra = dict(provider=outcome.provider, provider_ref=outcome.provider_ref,
                      error_code=outcome.error_code, error=outcome.error)
         if outcome.status is DeliveryStatus.RETRYING:
-            plan = plan_retry(job, self.settings.retry_delays, self.settings.max_attempts, _now())
+            plan = plan_retry(job, self.settings.retry_delays, self.settings.max_attempts, utcnow())
             if plan is not None:
                 await self.send(self.topics.retries[plan.tier], job.registration_id.encode(),
                                 plan.job.model_dump_json().encode())
@@ -209,19 +197,18 @@ class DeliverStage(Stage):
             status = DeliveryStatus.FAILED
         else:
             status = outcome.status
-        self._ledger_set(partition, pending, job.notice_id, status, outcome.provider_ref)
+        self._ledger_set(pending, job.notice_id, status, outcome.provider_ref)
         if status is DeliveryStatus.SUPPRESSED:
-            slot = _SUPPRESSED + contact_key(job.registration_id, job.channel.value, job.contact_index).encode()
-            self._put(partition, pending, slot, (outcome.error_code or "opted-out").encode())
+            pending.put(_slot(job), (outcome.error_code or "opted-out").encode())
         await self._publish_result(job, status, **extra)
 
-    async def _callbacks(self, partition: int, pending: Pending, records: list) -> None:
+    async def _callbacks(self, pending: Pending, records: list) -> None:
         for r in records:
             try:
                 result = DeliveryResult.model_validate_json(r.value or b"")
                 if result.source != "callback":
                     continue
-                applied = self._ledger_set(partition, pending, result.notice_id, result.status, result.provider_ref)
+                applied = self._ledger_set(pending, result.notice_id, result.status, result.provider_ref)
                 metrics.CALLBACKS.labels(outcome="applied" if applied else "stale").inc()
             except ValidationError as e:
                 await self.dead_letter(r, f"invalid delivery result: {describe_errors(e)}")

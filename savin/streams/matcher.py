@@ -39,17 +39,13 @@ from savin import metrics
 from savin.matching import notices_for
 from savin.schemas import StoredRegistration, describe_errors, parse_event
 from savin.settings import Settings
-from savin.streams.common import REGISTRATIONS_OF, fault
+from savin.streams.common import REGISTRATIONS_OF, fault, utcnow
 from savin.streams.stage import Pending, Stage, by_topic
 
 __all__ = ["MatchStage"]
 
 _REG = b"r:"  # + offender id -> JSON {registration_id: stored registration}
 _SEEN = b"s:"  # + event id -> ISO time first matched
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _put_registration(pending: Pending, reg: StoredRegistration, raw: bytes) -> None:
@@ -80,15 +76,15 @@ class MatchStage(Stage):
 
     # ---- restore and commit -------------------------------------------------------
 
-    def restore(self, pending: Pending, topic: str, value: bytes | None) -> None:
-        if topic == self.topics.registrations:
+    def restore(self, pending: Pending, record) -> None:
+        if record.topic == self.topics.registrations:
             try:
-                reg = StoredRegistration.model_validate_json(value or b"")
+                reg = StoredRegistration.model_validate_json(record.value or b"")
             except ValidationError:
                 return  # dead-lettered when it was first consumed
-            _put_registration(pending, reg, value or b"")
+            _put_registration(pending, reg, record.value)
         else:
-            seen = json.loads(value or b"{}")
+            seen = json.loads(record.value or b"{}")
             stamp = seen["at"].encode()
             for event_id in seen["ids"]:
                 pending.put(_SEEN + event_id.encode(), stamp)
@@ -97,7 +93,7 @@ class MatchStage(Stage):
         seen = self._seen.get(partition)
         if not seen:
             return []
-        at = _now().isoformat()
+        at = utcnow().isoformat()
         for event_id in seen:
             pending.put(_SEEN + event_id.encode(), at.encode())
         value = json.dumps({"ids": list(seen), "at": at}).encode()
@@ -106,7 +102,7 @@ class MatchStage(Stage):
     # ---- one batch -------------------------------------------------------------------
 
     async def handle(self, batches: Mapping[TopicPartition, list]) -> None:
-        now = _now()
+        now = utcnow()
         # Registrations first, so an event matches the registrations published with it.
         for tp, records in by_topic(batches, [self.topics.registrations, self.topics.custody_events]):
             pending = self.pending(tp, records[0].offset)

@@ -137,7 +137,7 @@ class Stage(Service):
     changelog record is restored (:meth:`restore`) and what goes to the
     changelogs at a commit (:meth:`changelog`)."""
 
-    #: Name of the stage: its consumer group is ``<namespace>.<name>``, its stores ``<data dir>/<name>``.
+    #: Name of the stage: its stores are ``<data dir>/<name>``; its group is ``<namespace>.<name>`` (:class:`Topics`).
     name: str = ""
 
     def __init__(self, settings: Settings, inputs: list[str], changelogs: list[str], commit_interval: float,
@@ -165,7 +165,8 @@ class Stage(Service):
     async def handle(self, batches: Mapping[TopicPartition, list]) -> None:
         raise NotImplementedError
 
-    def restore(self, pending: Pending, topic: str, value: bytes | None) -> None:
+    def restore(self, pending: Pending, record) -> None:
+        """Apply one changelog record (an aiokafka ``ConsumerRecord``) to the store."""
         raise NotImplementedError
 
     async def changelog(self, partition: int, pending: Pending) -> list[tuple[str, asyncio.Future]]:
@@ -182,7 +183,7 @@ class Stage(Service):
         self.producer = producer(s.kafka_bootstrap, linger_ms=2, max_batch_size=256 * 1024)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
-            group_id=s.topic(self.name),
+            group_id=self.topics.consumer_group(self.inputs[0]),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
@@ -378,7 +379,7 @@ class Stage(Service):
                         continue
                     pending = Pending(self.stores[tp.partition])
                     for r in records:
-                        self.restore(pending, tp.topic, r.value)
+                        self.restore(pending, r)
                     pending.store.write(pending.items, {tp.topic: records[-1].offset + 1})
                     applied += len(records)
                     if records[-1].offset + 1 >= todo[tp]:
