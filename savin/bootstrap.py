@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from savin.dispatch import Dispatcher
+from savin.notifiers.dispatcher import Dispatcher
 from savin.rendering import Renderer
 from savin.sealing import Sealer
 from savin.settings import Settings
@@ -59,7 +59,7 @@ def quiet_third_party_logs() -> None:
 
 
 def build_app(settings: Settings):
-    from savin.streams.app import create_app
+    from savin.streams.worker import create_app
 
     quiet_third_party_logs()
     return create_app(settings, build_dispatcher(settings))

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from savin.broker import BrokerError, DevBroker
+from savin.dev.broker import BrokerError, DevBroker
 from savin.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="savin: event-driven victim notification engine.", no_args_is_help=True,
@@ -38,6 +38,16 @@ err = Console(stderr=True)
 def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
+
+
+def dev_extra() -> None:
+    """Fail cleanly when the development pieces (savin[dev]) are not installed."""
+    import importlib.util
+
+    missing = [m for m in ("aiosmtpd", "openapi_core") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise fail(f"this command needs savin's development extra ({', '.join(missing)} missing): "
+                   "pip install 'savin[dev]', or run it through `make`")
 
 
 def settings() -> Settings:
@@ -66,7 +76,7 @@ def broker_start(
     """Start Kafka and wait until it answers; print the bootstrap address."""
     external = os.environ.get("SAVIN_KAFKA_BOOTSTRAP")
     if external:
-        from savin.broker import broker_reachable
+        from savin.dev.broker import broker_reachable
 
         if broker_reachable(external):
             out.print(f"SAVIN_KAFKA_BOOTSTRAP names a running broker; using {external}")
@@ -133,7 +143,7 @@ def _lines(source: str):
 
 
 def _publish(source: str, encoder_for, topic_of) -> None:
-    from savin.publishing import publish_lines
+    from savin.ops.publishing import publish_lines
     from savin.topics import Topics
 
     s = settings()
@@ -154,7 +164,7 @@ def _publish(source: str, encoder_for, topic_of) -> None:
 @app.command("publish")
 def publish(source: str = typer.Argument(..., help="JSON-lines file of custody events, or - for stdin.")):
     """Validate custody events and publish them to the custody-events topic."""
-    from savin.publishing import event_encoder
+    from savin.ops.publishing import event_encoder
 
     _publish(source, lambda s: event_encoder(s.partitions), lambda t: t.custody_events)
 
@@ -162,7 +172,7 @@ def publish(source: str = typer.Argument(..., help="JSON-lines file of custody e
 @registrations_app.command("import")
 def registrations_import(source: str = typer.Argument(..., help="JSON-lines file of registrations, or -.")):
     """Seal and publish registrations (add, update or cancel)."""
-    from savin.publishing import registration_encoder
+    from savin.ops.publishing import registration_encoder
     from savin.sealing import Sealer
 
     def encoder(s: Settings):
@@ -196,7 +206,7 @@ def worker():
 @dead_app.command("list")
 def dead_letters_list(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")):
     """Dead letters with their reason and source; never their content."""
-    from savin.operations import list_dead_letters
+    from savin.ops.dead_letters import list_dead_letters
 
     s = settings()
     letters = asyncio.run(list_dead_letters(s))
@@ -217,7 +227,7 @@ def dead_letters_replay(
     all_: bool = typer.Option(False, "--all", help="Replay every dead letter."),
 ):
     """Send dead letters back to their source topic once the cause is fixed."""
-    from savin.operations import replay_dead_letters
+    from savin.ops.dead_letters import replay_dead_letters
 
     if bool(dead_letter_id) == all_:
         raise fail("give exactly one of --id ID or --all", 2)
@@ -232,7 +242,7 @@ def dead_letters_replay(
 
 
 def _histories(s: Settings):
-    from savin.operations import delivery_results, notice_histories
+    from savin.ops.audit import delivery_results, notice_histories
 
     return notice_histories(asyncio.run(delivery_results(s)))
 
@@ -305,7 +315,8 @@ def notices_show(notice_id: str = typer.Argument(..., help="The notice id (see `
 @app.command("demo")
 def demo():
     """Start a broker and local peers, run the worker, publish a sample day, show the notices."""
-    from savin.demo import run_demo
+    dev_extra()
+    from savin.dev.demo import run_demo
 
     raise typer.Exit(run_demo(out))
 
@@ -325,7 +336,8 @@ def bench(
     """Measure throughput, latency and recovery against a raw aiokafka baseline."""
     import dataclasses
 
-    from savin.bench import QUICK, STANDARD, run_bench
+    dev_extra()
+    from savin.dev.bench import QUICK, STANDARD, run_bench
 
     base = QUICK if quick else STANDARD
     given = dict(events=events, registrations=registrations, offenders=offenders, notices=notices,

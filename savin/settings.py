@@ -18,9 +18,10 @@ __all__ = ["Settings", "SettingsError", "load_settings", "DataKeys"]
 
 PREFIX = "SAVIN_"
 
-#: What a worker can run (SAVIN_AGENTS): "registrations" and "match" start the
-#: match stage; "deliver", "retry" and "callbacks" start the deliver stage.
-AGENTS = frozenset({"registrations", "match", "deliver", "retry", "callbacks"})
+#: The stages a worker can run (SAVIN_STAGES): "match" (custody events and
+#: registrations to notice jobs) and "deliver" (notice jobs, retries and status
+#: callbacks to sends and delivery results).
+STAGES = frozenset({"match", "deliver"})
 
 
 class SettingsError(ValueError):
@@ -68,7 +69,13 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1)
 
     # Worker
-    app_id: str = "savin"
+    #: A stable name for this worker (e.g. the pod name). With it, a restarted
+    #: worker takes its partitions back at once instead of waiting for the session
+    #: timeout of the process it replaces (static group membership).
+    worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    #: A development run: the built-in provider defaults (the local fake Twilio and
+    #: SMTP server) are allowed. A worker without it refuses to start on them.
+    development: bool = False
     data_dir: Path = Path("var/worker")
     store: str = Field("rocksdb", pattern=r"^(rocksdb|memory)$")
     web_host: str = "127.0.0.1"
@@ -86,9 +93,12 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024)
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (30.0, 300.0, 3600.0)
     max_attempts: int = Field(12, ge=1, le=1000)
-    #: Which stages this worker runs (default: all). Lets a deployment scale
+    #: Days a final ledger entry (delivered, failed, ...) is kept before the deliver
+    #: stage forgets it; a repeat of the notice after that is no longer recognised.
+    ledger_retention_days: int = Field(90, ge=1, le=3650)
+    #: Which stages this worker runs (default: both). Lets a deployment scale
     #: matching and delivery separately, and the benchmark time one stage alone.
-    agents: Annotated[frozenset[str], NoDecode] = AGENTS
+    stages: Annotated[frozenset[str], NoDecode] = STAGES
 
     # Sealing
     data_key: Annotated[SecretStr | None, Field(None)] = None
@@ -124,16 +134,16 @@ class Settings(BaseSettings):
             raise ValueError("must be one or more positive delays in seconds")
         return v
 
-    @field_validator("agents", mode="before")
+    @field_validator("stages", mode="before")
     @classmethod
-    def _split_agents(cls, v):
+    def _split_stages(cls, v):
         if isinstance(v, str):
             v = {p.strip() for p in v.split(",") if p.strip()}
         v = frozenset(v)
-        if unknown := v - AGENTS:
-            raise ValueError(f"unknown agents {', '.join(sorted(unknown))}; choose from {', '.join(sorted(AGENTS))}")
+        if unknown := v - STAGES:
+            raise ValueError(f"unknown stages {', '.join(sorted(unknown))}; choose from {', '.join(sorted(STAGES))}")
         if not v:
-            raise ValueError("name at least one agent")
+            raise ValueError("name at least one stage: match, deliver or both")
         return v
 
     @field_validator("data_key")

@@ -1,12 +1,19 @@
-"""The topics savin owns: names, partition counts and configs, in one place."""
+"""The topics savin owns (names, partition counts, configs), how records are
+partitioned onto them, and the producer settings every writer uses."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 
 from savin.settings import Settings
 
-__all__ = ["TopicSpec", "Topics"]
+__all__ = ["TopicSpec", "Topics", "partition_for", "ensure_topics", "producer"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,7 @@ class Topics:
 
     def __init__(self, settings: Settings):
         t = settings.topic
+        self.namespace = settings.namespace
         self.partitions = settings.partitions
         self.custody_events = t("custody-events")
         self.registrations = t("registrations")
@@ -34,13 +42,20 @@ class Topics:
         self.dedup_days = settings.dedup_days
         #: Changelog of the deliver stage's ledger and suppressions (compacted, keyed by entry).
         self.deliver_state = t("deliver-state")
-        #: The stages' consumer groups.
-        self.match_group = t("match")
-        self.deliver_group = t("deliver")
 
-    def consumer_group(self, topic: str) -> str:
-        """The consumer group that reads ``topic``."""
-        return self.match_group if topic in (self.custody_events, self.registrations) else self.deliver_group
+    def group(self, stage: str) -> str:
+        """The consumer group of a stage (``match``, ``deliver``)."""
+        return f"{self.namespace}.{stage}"
+
+    def stage_reading(self, topic: str) -> str:
+        """The stage that consumes ``topic``; KeyError for a topic no stage reads."""
+        match = {self.custody_events, self.registrations}
+        deliver = {self.notices_urgent, self.notices_routine, *self.retries, self.delivery_results}
+        if topic in match:
+            return "match"
+        if topic in deliver:
+            return "deliver"
+        raise KeyError(f"no stage consumes {topic}")
 
     def specs(self) -> list[TopicSpec]:
         n = self.partitions
@@ -59,3 +74,49 @@ class Topics:
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(self.dedup_days * 86_400_000)}),
         ]
+
+
+_partitioner = DefaultPartitioner()
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner picks for ``key``,
+    the same in Java clients, aiokafka and faust."""
+    all_ = list(range(partitions))
+    return _partitioner(key, all_, all_)
+
+
+async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int = 1) -> None:
+    """Create missing topics; check existing ones have the expected partition count."""
+    specs = list(specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass
+        present = [s for s in specs if s.name in existing]
+        if present:
+            described = await admin.describe_topics([s.name for s in present])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            for s in present:
+                if counts.get(s.name) not in (None, s.partitions):
+                    raise RuntimeError(
+                        f"topic {s.name} has {counts[s.name]} partitions, expected {s.partitions} "
+                        "(SAVIN_PARTITIONS); co-partitioned topics must match"
+                    )
+    finally:
+        await admin.close()
+
+
+def producer(bootstrap: str, **kw) -> AIOKafkaProducer:
+    kw.setdefault("acks", "all")
+    kw.setdefault("enable_idempotence", True)
+    kw.setdefault("linger_ms", 5)
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, **kw)

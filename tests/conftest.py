@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from savin.broker import DevBroker, free_port
+from savin.dev.broker import DevBroker, free_port
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,7 @@ def kafka_bootstrap(kafka_broker) -> str:
 @pytest.fixture
 def stack(kafka_bootstrap, tmp_path):
     """A local savin (peers + worker wiring) in its own namespace on the session broker."""
-    from savin.testing.stack import LocalStack
+    from savin.dev.testing.stack import LocalStack
 
     s = LocalStack(bootstrap=kafka_bootstrap, workdir=tmp_path / "stack")
     s.start_peers()
@@ -66,8 +66,9 @@ def repo_root() -> Path:
 @pytest.fixture
 def catcher():
     """A real SMTP server (aiosmtpd, STARTTLS, AUTH) for one test."""
-    from savin.testing.smtp_server import SmtpCatcher
     from support import SMTP_PASSWORD, SMTP_USER
+
+    from savin.dev.testing.smtp_server import SmtpCatcher
 
     c = SmtpCatcher(SMTP_USER, SMTP_PASSWORD).start()
     try:

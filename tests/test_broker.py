@@ -9,8 +9,8 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from savin.broker import DevBroker, free_port
-from savin.kafka import partition_for
+from savin.dev.broker import free_port
+from savin.topics import partition_for
 
 
 async def _round_trip(bootstrap: str) -> bytes:
@@ -63,7 +63,7 @@ def test_cli_start_round_trip_stop_leaves_no_process(tmp_path):
 
 
 def test_missing_java_is_explained(monkeypatch):
-    from savin import broker
+    from savin.dev import broker
 
     monkeypatch.setattr(broker.shutil, "which", lambda name: None)
     with pytest.raises(broker.BrokerError, match="Java 17 or newer is required"):
@@ -71,7 +71,7 @@ def test_missing_java_is_explained(monkeypatch):
 
 
 def test_missing_maven_is_explained(monkeypatch, tmp_path):
-    from savin import broker
+    from savin.dev import broker
 
     monkeypatch.setattr(broker.shutil, "which", lambda name: None)
     with pytest.raises(broker.BrokerError, match="Maven is required"):
@@ -89,7 +89,7 @@ def test_cluster_ids_are_never_read_as_an_option(monkeypatch):
     """One random id in 64 starts with "-", which the format tool takes for a flag."""
     import base64
 
-    from savin import broker
+    from savin.dev import broker
 
     dash_first = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
     fresh = iter([dash_first, uuid.uuid4()])

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from savin.kafka import partition_for, read_topic
+from savin.ops.reading import read_topic
+from savin.topics import partition_for
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -9,13 +9,12 @@ import datetime as dt
 
 import pytest
 
-from savin.bench import data
-from savin.kafka import ensure_topics, producer
-from savin.matching import notices_for
-from savin.registrations import seal_registration
+from savin.dev.bench import data
+from savin.domain.matching import notices_for
 from savin.schemas import Registration, parse_event
-from savin.sealing import Sealer
+from savin.sealing import Sealer, seal_registration
 from savin.settings import DataKeys
+from savin.topics import ensure_topics, producer
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +43,7 @@ async def test_an_urgent_notice_overtakes_a_routine_backlog(stack):
         await prod.send_and_wait(topics.notices_urgent, value, key=key)
     finally:
         await prod.stop()
-    stack.start_worker(SAVIN_AGENTS="deliver", SAVIN_SEND_BATCH_SIZE=str(batch))
+    stack.start_worker(SAVIN_STAGES="deliver", SAVIN_SEND_BATCH_SIZE=str(batch))
     urgent = data.phone(backlog)
     assert stack.twilio.wait_for(backlog + 1, timeout=120)
     order = [m.to for m in stack.twilio.messages]
@@ -62,12 +61,12 @@ async def test_a_new_machine_rebuilds_the_ledger_and_sends_nothing_twice(stack):
     await prod.start()
     try:
         await prod.send_and_wait(topics.notices_urgent, value, key=key)
-        worker = stack.start_worker(SAVIN_AGENTS="deliver")
+        worker = stack.start_worker(SAVIN_STAGES="deliver")
         assert stack.twilio.wait_for(1, timeout=30)
         await stack.wait_caught_up(topics.notices_urgent)
         worker.stop()
         shutil.rmtree(stack.workdir / "worker" / "deliver")  # the local ledger is gone
-        worker = stack.start_worker(SAVIN_AGENTS="deliver")
+        worker = stack.start_worker(SAVIN_STAGES="deliver")
         await prod.send_and_wait(topics.notices_urgent, value, key=key)  # the same notice again
     finally:
         await prod.stop()

@@ -2,17 +2,15 @@
 
 import asyncio
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
 
-from savin.dispatch import Dispatcher
-from savin.matching import notices_for
+from savin.domain.matching import notices_for
 from savin.notifiers.base import Notifier, PermanentFailure, TemporaryFailure
-from savin.registrations import seal_registration
+from savin.notifiers.dispatcher import Dispatcher
 from savin.schemas import DeliveryStatus, Registration, parse_event
-from savin.sealing import Sealer, new_key
+from savin.sealing import Sealer, new_key, seal_registration
 from savin.settings import DataKeys
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

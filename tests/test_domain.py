@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from savin.delivery import merge_status, plan_retry, retry_delay
-from savin.matching import notice_id, notices_for
-from savin.registrations import check_pin, seal_registration
+from savin.domain.delivery import merge_status, plan_retry, retry_delay
+from savin.domain.matching import notice_id, notices_for
 from savin.schemas import DeliveryStatus, Registration, parse_event
-from savin.sealing import Sealer, SealError, new_key
+from savin.sealing import Sealer, SealError, check_pin, new_key, seal_registration
 from savin.settings import DataKeys
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -8,10 +8,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support import event
 
 from savin.rendering import Renderer
 from savin.schemas import parse_event
-from support import event
 
 pytestmark = pytest.mark.e2e
 

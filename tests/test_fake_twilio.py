@@ -27,10 +27,18 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from savin.broker import free_port
-from savin.testing.fake_twilio import MESSAGE, MESSAGES, FakeTwilio
-from savin.testing.twilio_spec import (
-    FILENAME, MEMBER, SpecError, SpecValidator, cache_dir, fetch_spec, load_spec, spec_path, trimmed_spec,
+from savin.dev.broker import free_port
+from savin.dev.testing.fake_twilio import MESSAGE, MESSAGES, FakeTwilio
+from savin.dev.testing.twilio_spec import (
+    FILENAME,
+    MEMBER,
+    SpecError,
+    SpecValidator,
+    cache_dir,
+    fetch_spec,
+    load_spec,
+    spec_path,
+    trimmed_spec,
 )
 
 SID, TOKEN = "AC" + "ab" * 16, "fake-token"

@@ -18,15 +18,15 @@ import urllib.parse
 
 import aiohttp
 import pytest
+from support import event, phone, registration, tally
 from twilio.request_validator import RequestValidator
 
-from savin.broker import DevBroker, free_port
-from savin.delivery import retry_delay
+from savin.dev.broker import DevBroker, free_port
+from savin.dev.testing.fake_twilio import FakeTwilio
+from savin.dev.testing.smtp_server import SmtpCatcher
+from savin.dev.testing.stack import TWILIO_TOKEN, LocalStack
+from savin.domain.delivery import retry_delay
 from savin.schemas import DeliveryStatus
-from savin.testing.fake_twilio import FakeTwilio
-from savin.testing.smtp_server import SmtpCatcher
-from savin.testing.stack import TWILIO_TOKEN, LocalStack
-from support import event, phone, registration, tally
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fault]
 
@@ -293,7 +293,7 @@ async def test_a_worker_stopped_mid_batch_finishes_the_batch(stack, record_prope
     stack.twilio.latency = 1.0
     worker = stack.start_worker()
     await load(stack, [registration(f"R-{i}", f"OFF-{i}", sms=phone(i)) for i in range(n)])
-    from savin.kafka import OffsetWatch
+    from savin.ops.reading import OffsetWatch
 
     await stack.publish_events([json.dumps(event("RELEASED", f"OFF-{i}")) for i in range(n)])
     async with OffsetWatch(stack.bootstrap) as watch:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from savin import gsm
-from savin.gsm import Segments
+from savin.rendering import gsm
+from savin.rendering.gsm import Segments
 
 
 @pytest.mark.parametrize(

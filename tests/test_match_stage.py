@@ -11,11 +11,11 @@ import re
 import shutil
 
 import pytest
-
-from savin.broker import free_port
-from savin.kafka import partition_for
-from savin.testing.worker import WorkerProcess
 from support import event, phone, registration
+
+from savin.dev.broker import free_port
+from savin.dev.testing.worker import WorkerProcess
+from savin.topics import partition_for
 
 pytestmark = pytest.mark.e2e
 
@@ -89,9 +89,9 @@ async def test_two_workers_split_the_partitions_and_notify_each_victim_once(stac
 
 
 async def test_misrouted_records_are_forwarded_and_bad_ones_dead_lettered_without_stopping(stack):
-    from savin.kafka import producer
-    from savin.publishing import registration_encoder
+    from savin.ops.publishing import registration_encoder
     from savin.sealing import Sealer
+    from savin.topics import producer
 
     s = stack.settings()
     topics = stack.topics
@@ -145,11 +145,11 @@ async def test_a_worker_joining_and_leaving_mid_stream_loses_and_repeats_nothing
         if wave == 2:
             second.stop()
     delivered = stack.twilio.wait_for(len(events), timeout=60)
-    from savin.kafka import OffsetWatch
+    from savin.ops.reading import OffsetWatch
     async with OffsetWatch(stack.bootstrap) as watch:
         jobs = await watch.total(stack.topics.notices_urgent)
-        lag = await watch.lag(stack.topics.match_group, stack.topics.custody_events)
-        dlag = await watch.lag(stack.topics.deliver_group, stack.topics.notices_urgent)
+        lag = await watch.lag(stack.topics.group("match"), stack.topics.custody_events)
+        dlag = await watch.lag(stack.topics.group("deliver"), stack.topics.notices_urgent)
     assert delivered, (len(stack.twilio.messages), jobs, lag, dlag)
     await stack.wait_caught_up(stack.topics.custody_events)
     sent = [m.to for m in stack.twilio.messages]

@@ -12,14 +12,14 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from support import SMTP_PASSWORD, SMTP_USER, closing
 
-from savin.broker import free_port
+from savin.dev.broker import free_port
+from savin.dev.testing.smtp_server import SmtpCatcher
 from savin.notifiers.base import Outbound, PermanentFailure, TemporaryFailure
 from savin.notifiers.smtp_email import SmtpEmail
 from savin.sealing import Sealer, new_key
 from savin.settings import DataKeys
-from savin.testing.smtp_server import SmtpCatcher
-from support import SMTP_PASSWORD, SMTP_USER, closing
 
 USER, PASSWORD = SMTP_USER, SMTP_PASSWORD
 FROM = "Victim Notification <notices@doc.mo.example>"

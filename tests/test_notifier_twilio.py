@@ -12,15 +12,15 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from support import closing
 from twilio.base.exceptions import TwilioRestException
 
-from savin.broker import free_port
+from savin.dev.broker import free_port
+from savin.dev.testing.fake_twilio import FakeTwilio
 from savin.notifiers.base import Outbound, PermanentFailure, TemporaryFailure
 from savin.notifiers.twilio_sms import TwilioSMS, classify
 from savin.sealing import Sealer, new_key
 from savin.settings import DataKeys
-from savin.testing.fake_twilio import FakeTwilio
-from support import closing
 
 SID, TOKEN = "AC" + "cd" * 16, "notifier-token"
 FROM = "+15005550006"

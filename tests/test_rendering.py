@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from savin import gsm
-from savin.rendering import RenderedEmail, RenderedSMS, Renderer, TemplateError, format_money
+from savin.rendering import (
+    RenderedEmail,
+    RenderedSMS,
+    Renderer,
+    TemplateError,
+    format_money,
+    gsm,
+)
 from savin.schemas.events import EVENT_TYPES, Urgency, parse_event
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "events"

@@ -1,4 +1,4 @@
-"""The local SMTP server (savin.testing.smtp_server) as a client sees it, over a
+"""The local SMTP server (savin.dev.testing.smtp_server) as a client sees it, over a
 real socket with aiosmtplib: STARTTLS and AUTH required, mail recorded, faults
 by recipient, outages, restarts."""
 
@@ -11,9 +11,9 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
-
-from savin.testing.smtp_server import SmtpCatcher
 from support import SMTP_PASSWORD, SMTP_USER
+
+from savin.dev.testing.smtp_server import SmtpCatcher
 
 USER, PASSWORD = SMTP_USER, SMTP_PASSWORD
 SENDER = "notices@doc.mo.example"

@@ -36,7 +36,13 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure, TemporaryFailure
+from savin.notifiers.base import (
+    DeliveryError,
+    Notifier,
+    Outbound,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from savin.sealing import Sealer
 
 __all__ = ["SmtpEmail", "classify"]

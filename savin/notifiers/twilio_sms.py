@@ -26,7 +26,13 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure, TemporaryFailure
+from savin.notifiers.base import (
+    DeliveryError,
+    Notifier,
+    Outbound,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from savin.sealing import Sealer
 
 __all__ = ["TwilioSMS", "classify", "ERROR_CLASSES", "SUPPRESS_CODES"]

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
+from savin.domain.vocabulary import EVENT_TYPES
 from savin.schemas.base import Strict
-from savin.schemas.events import EVENT_TYPES
 
 __all__ = ["Channel", "Contact", "Registration", "SealedContact", "StoredRegistration", "RegistrationStatus"]
 
@@ -103,7 +103,3 @@ class StoredRegistration(Strict):
     updated_at: AwareDatetime
     kind: Literal["registration"] = "registration"
 
-    def wants(self, event_type: str) -> bool:
-        if self.status is not RegistrationStatus.ACTIVE:
-            return False
-        return self.event_types is None or event_type in self.event_types or event_type == "EVENT_RETRACTED"

@@ -37,10 +37,9 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from mode import Service
 
 from savin import metrics
-from savin.kafka import partition_for, producer
 from savin.settings import Settings
-from savin.streams.common import dead_letter_record, fault
-from savin.topics import Topics
+from savin.streams.errors import dead_letter_record, fault
+from savin.topics import Topics, partition_for, producer
 
 __all__ = ["PartitionStore", "Pending", "Stage"]
 
@@ -183,7 +182,7 @@ class Stage(Service):
         self.producer = producer(s.kafka_bootstrap, linger_ms=2, max_batch_size=256 * 1024)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
-            group_id=self.topics.consumer_group(self.inputs[0]),
+            group_id=self.topics.group(self.name),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),

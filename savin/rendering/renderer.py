@@ -29,7 +29,7 @@ too long) and these filters:
     Text whose paragraphs are separated by blank lines, as HTML ``<p>`` elements.
 
 An SMS is put on one line and, when that makes all of it GSM-7, passed
-through :func:`savin.gsm.downgrade`; a text that is UCS-2 anyway (say, for a
+through :func:`savin.rendering.gsm.downgrade`; a text that is UCS-2 anyway (say, for a
 name spelled with ``Ł``) keeps its accents. Every SMS fits a segment budget:
 2 for urgent events, 4 for hearings (whose ``how_to_attend`` may be long),
 3 otherwise. When the rendered text is longer, the offender's name and the
@@ -52,16 +52,16 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from savin import gsm
-from savin.gsm import Segments
-from savin.schemas.events import EVENT_TYPES, Urgency
+from savin.domain.vocabulary import kind_of
+from savin.rendering import gsm
+from savin.rendering.gsm import Segments
 
 __all__ = [
     "RenderedSMS", "RenderedEmail", "TemplateError", "Renderer", "TEMPLATE_DIR",
     "format_datetime", "format_date", "format_money", "label",
 ]
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 #: A placeholder line for the Office of Victim Services; set the real one per deployment.
 OFFICE_PHONE = "1-800-555-0199"
@@ -284,12 +284,8 @@ def _sms_form(text: str) -> str:
 
 
 def _max_segments(event_type: str) -> int:
-    spec = EVENT_TYPES.get(event_type)
-    if spec is not None and spec.urgency is Urgency.URGENT:
-        return 2
-    if spec is not None and "how_to_attend" in spec.payload.model_fields:
-        return 4
-    return 3
+    kind = kind_of(event_type)
+    return kind.sms_segments if kind is not None else 3
 
 
 def _cut(value: str, longest: int) -> str:

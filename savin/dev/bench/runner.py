@@ -22,16 +22,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from savin.bench import data
-from savin.kafka import OffsetWatch, ensure_topics, partition_for, producer, read_topic
-from savin.matching import notices_for
-from savin.registrations import seal_registration
+from savin.dev.bench import data
+from savin.domain.matching import notices_for
+from savin.ops.reading import OffsetWatch, read_topic
 from savin.schemas import Registration, parse_event
-from savin.sealing import Sealer
+from savin.sealing import Sealer, seal_registration
 from savin.settings import DataKeys
-from savin.topics import TopicSpec
+from savin.topics import TopicSpec, ensure_topics, partition_for, producer
 
 __all__ = ["Sizes", "STANDARD", "QUICK", "run_bench"]
 
@@ -99,7 +104,7 @@ class Bench:
         self.console.print(text)
 
     def stack(self, name: str, twilio_latency: float = 0.0):
-        from savin.testing.stack import LocalStack
+        from savin.dev.testing.stack import LocalStack
 
         s = LocalStack(bootstrap=self.bootstrap, workdir=self.workdir / name,
                        namespace=f"bench-{name}-{uuid.uuid4().hex[:6]}", partitions=self.sizes.partitions,
@@ -182,7 +187,7 @@ class Bench:
     async def wait_consumed(self, stack, topic: str, total: int, timeout: float = 120.0) -> None:
         async with OffsetWatch(self.bootstrap) as watch:
             async def done() -> int:
-                return total - await watch.lag(stack.topics.consumer_group(topic), topic)
+                return total - await watch.lag(stack.topics.group(stack.topics.stage_reading(topic)), topic)
 
             await self.wait_for(f"{topic.split('.', 1)[1]} consumed", total, done, timeout, interval=0.5)
 
@@ -204,7 +209,7 @@ class Bench:
         lines = [line for line, _ in pop.events(n)]
         size = sum(map(len, lines)) / len(lines)
         await self.publish("messages published", source, self.event_records(lines, self.sizes.partitions), n)
-        proc = subprocess.Popen([sys.executable, "-m", "savin.bench.passthrough", self.bootstrap, source, sink, ns],
+        proc = subprocess.Popen([sys.executable, "-m", "savin.dev.bench.passthrough", self.bootstrap, source, sink, ns],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             async with OffsetWatch(self.bootstrap) as watch:
@@ -223,7 +228,7 @@ class Bench:
         stack = self.stack("match")
         pop = data.Population(z.registrations, z.offenders)
         # Registrations first, applied by a worker that only does that...
-        loader = stack.start_worker(SAVIN_AGENTS="registrations")
+        loader = stack.start_worker(SAVIN_STAGES="match")
         await self.import_registrations(stack, pop.registration_lines(), z.registrations)
         await self.wait_consumed(stack, stack.topics.registrations, z.registrations)
         loader.stop()
@@ -232,7 +237,7 @@ class Bench:
         expected = sum(k for _, k in events)
         await self.publish("events published", stack.topics.custody_events,
                            self.event_records((line for line, _ in events), z.partitions), z.events)
-        stack.start_worker(SAVIN_AGENTS="registrations,match", **self.profile("match"))
+        stack.start_worker(SAVIN_STAGES="match", **self.profile("match"))
         out = (stack.topics.notices_urgent, stack.topics.notices_routine)
         async with OffsetWatch(self.bootstrap) as watch:
             await self.wait_for("notices planned", expected, lambda: watch.total(*out), timeout=60)
@@ -265,7 +270,7 @@ class Bench:
 
         await ensure_topics(self.bootstrap, stack.topics.specs())
         await self.publish("notices queued", stack.topics.notices_routine, jobs(), z.notices)
-        stack.start_worker(SAVIN_AGENTS="deliver", **self.profile("send"))
+        stack.start_worker(SAVIN_STAGES="deliver", **self.profile("send"))
         await self.wait_for("notices sent", z.notices, lambda: len(stack.twilio.messages), timeout=60)
         rate, span = spread_rate([m.at for m in stack.twilio.messages])
         del settings
@@ -419,8 +424,8 @@ def _summary(name: str, r: dict) -> str:
 
 def run_bench(sizes: Sizes, out_dir: Path, console: Console | None = None, label: str = "standard") -> dict:
     """Run every stage against a broker of its own (or SAVIN_KAFKA_BOOTSTRAP); write the results."""
-    from savin.bench.report import write_results
-    from savin.broker import DevBroker, broker_reachable, free_port
+    from savin.dev.bench.report import write_results
+    from savin.dev.broker import DevBroker, broker_reachable, free_port
 
     console = console or Console()
     workdir = Path(os.environ.get("SAVIN_BENCH_DIR", "var/bench")).resolve()

@@ -44,7 +44,9 @@ from openapi_core.datatypes import RequestParameters
 from openapi_core.deserializing.exceptions import DeserializeError
 from openapi_core.deserializing.media_types import media_type_deserializers
 from openapi_core.deserializing.media_types.deserializers import MediaTypeDeserializer
-from openapi_core.deserializing.media_types.factories import MediaTypeDeserializersFactory
+from openapi_core.deserializing.media_types.factories import (
+    MediaTypeDeserializersFactory,
+)
 from openapi_core.deserializing.styles import style_deserializers
 from openapi_core.deserializing.styles.deserializers import StyleDeserializer
 from openapi_core.deserializing.styles.factories import StyleDeserializersFactory

@@ -30,8 +30,8 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from savin.broker import free_port
-from savin.testing.recording import Recorder
+from savin.dev.broker import free_port
+from savin.dev.testing.recording import Recorder
 
 __all__ = ["SmtpCatcher", "CaughtMail", "self_signed_context"]
 

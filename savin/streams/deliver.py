@@ -30,12 +30,19 @@ from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from savin import metrics
-from savin.delivery import merge_status, plan_retry
-from savin.dispatch import Dispatcher, Outcome
-from savin.matching import contact_key
-from savin.schemas import DONE_STATUSES, DeliveryResult, DeliveryStatus, NoticeJob, describe_errors
+from savin.domain.clock import utcnow
+from savin.domain.consent import contact_key
+from savin.domain.delivery import merge_status, plan_retry
+from savin.notifiers.dispatcher import Dispatcher, Outcome
+from savin.schemas import (
+    DONE_STATUSES,
+    DeliveryResult,
+    DeliveryStatus,
+    NoticeJob,
+    describe_errors,
+)
 from savin.settings import Settings
-from savin.streams.common import fault, utcnow
+from savin.streams.errors import fault
 from savin.streams.stage import Pending, Stage, by_topic
 
 __all__ = ["DeliverStage"]

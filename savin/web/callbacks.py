@@ -3,7 +3,6 @@ DeliveryResult and publish it; the deliver stage moves the ledger."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -12,6 +11,7 @@ import faust
 from twilio.request_validator import RequestValidator
 
 from savin import metrics
+from savin.domain.clock import utcnow
 from savin.schemas import DeliveryResult, DeliveryStatus
 
 __all__ = ["twilio_status_view", "TWILIO_STATUSES"]
@@ -81,7 +81,7 @@ def twilio_status_view(
                 provider="twilio",
                 provider_ref=params.get("MessageSid"),
                 error_code=params.get("ErrorCode") or None,
-                at=dt.datetime.now(dt.timezone.utc),
+                at=utcnow(),
             )
             await publish(registration_id.encode(), result.model_dump_json().encode())
             metrics.CALLBACKS.labels(outcome="accepted").inc()

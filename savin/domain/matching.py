@@ -1,5 +1,5 @@
-"""Which notices a custody event calls for: a pure function of the event and
-the registrations for its offender."""
+"""Which notices a custody event calls for, and whether an event is a repeat:
+pure functions of the event, the registrations for its offender and the time."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable
 
-from savin.schemas import EventEnvelope, NoticeJob, StoredRegistration
+from savin.domain.consent import contact_key
+from savin.schemas import (
+    EventEnvelope,
+    NoticeJob,
+    RegistrationStatus,
+    StoredRegistration,
+)
 
-__all__ = ["notice_id", "contact_key", "notices_for"]
-
-
-def contact_key(registration_id: str, channel: str, index: int) -> str:
-    """Stable name of one contact slot: the n-th contact of a channel."""
-    return f"{registration_id}:{channel}:{index}"
+__all__ = ["notice_id", "wants", "notices_for", "is_repeat"]
 
 
 def notice_id(event_id: uuid.UUID, registration_id: str, channel: str, index: int = 0) -> uuid.UUID:
@@ -23,17 +24,25 @@ def notice_id(event_id: uuid.UUID, registration_id: str, channel: str, index: in
     return uuid.uuid5(event_id, name)
 
 
-def notices_for(
-    event: EventEnvelope,
-    registrations: Iterable[StoredRegistration],
-    now: dt.datetime,
-    event_json: dict | None = None,
-) -> list[NoticeJob]:
+def wants(reg: StoredRegistration, event: EventEnvelope) -> bool:
+    """An active registration for the event's offender that chose this event type
+    (or every type), or any active one for an event that is always sent."""
+    if reg.status is not RegistrationStatus.ACTIVE or reg.offender_id != event.offender_id:
+        return False
+    return reg.event_types is None or event.event_type in reg.event_types or event.kind.always_sent  # type: ignore[attr-defined]
+
+
+def is_repeat(first_seen: dt.datetime | None, now: dt.datetime, dedup_days: int) -> bool:
+    """An event id first matched within the dedup window is a repeat."""
+    return first_seen is not None and first_seen > now - dt.timedelta(days=dedup_days)
+
+
+def notices_for(event: EventEnvelope, registrations: Iterable[StoredRegistration], now: dt.datetime) -> list[NoticeJob]:
     """One notice per active registration that wants this event x verified contact."""
-    body = event_json if event_json is not None else event.model_dump(mode="json")
+    body = event.model_dump(mode="json")
     jobs: list[NoticeJob] = []
     for reg in registrations:
-        if reg.offender_id != event.offender_id or not reg.wants(event.event_type):  # type: ignore[attr-defined]
+        if not wants(reg, event):
             continue
         per_channel: dict[str, int] = {}
         for contact in reg.contacts:

@@ -13,7 +13,7 @@ notice never waits for a commit; registrations and seen event ids wait in
 memory for the next commit (every ``SAVIN_COMMIT_INTERVAL`` seconds), which
 follows the order in :mod:`savin.streams.stage`. An event is marked seen only
 after its notices are in Kafka; a crash repeats what followed the last commit,
-with the same notice ids (:func:`savin.matching.notice_id`), which the deliver
+with the same notice ids (:func:`savin.domain.matching.notice_id`), which the deliver
 stage's ledger drops.
 
 State is per partition. ``custody-events`` and ``registrations`` are
@@ -33,19 +33,23 @@ import json
 from collections.abc import Iterable, Mapping
 
 from aiokafka import TopicPartition
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from savin import metrics
-from savin.matching import notices_for
+from savin.domain.clock import utcnow
+from savin.domain.matching import notices_for
 from savin.schemas import StoredRegistration, describe_errors, parse_event
 from savin.settings import Settings
-from savin.streams.common import REGISTRATIONS_OF, fault, utcnow
+from savin.streams.errors import fault
 from savin.streams.stage import Pending, Stage, by_topic
 
 __all__ = ["MatchStage"]
 
 _REG = b"r:"  # + offender id -> JSON {registration_id: stored registration}
 _SEEN = b"s:"  # + event id -> ISO time first matched
+
+#: offender_id -> {registration_id: StoredRegistration}, as stored per offender.
+REGISTRATIONS_OF = TypeAdapter(dict[str, StoredRegistration])
 
 
 def _put_registration(pending: Pending, reg: StoredRegistration, raw: bytes) -> None:

@@ -4,7 +4,6 @@ tested with fakes, and the deliver stage only moves messages around it."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -15,7 +14,7 @@ from savin.schemas import DeliveryStatus, NoticeJob
 
 __all__ = ["Outcome", "Dispatcher"]
 
-log = logging.getLogger("savin.dispatch")
+log = logging.getLogger("savin.notifiers.dispatcher")
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,3 @@ class Dispatcher:
 
         await asyncio.gather(*(run_lane(ix) for ix in lanes.values()))
         return outcomes  # type: ignore[return-value]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)

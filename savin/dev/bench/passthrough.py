@@ -1,7 +1,7 @@
 """The baseline stage: consume -> produce with raw aiokafka, at least once
 (batch in, batch out, then commit), run as its own process like the worker.
 
-    python -m savin.bench.passthrough BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP
+    python -m savin.dev.bench.passthrough BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP
 
 Prints ``ready`` once it holds partitions, then copies until terminated.
 """
@@ -14,7 +14,7 @@ import sys
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 
-from savin.kafka import producer
+from savin.topics import producer
 
 
 class _Ready(ConsumerRebalanceListener):

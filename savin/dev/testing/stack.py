@@ -12,17 +12,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from savin.broker import free_port
-from savin.kafka import group_lag, producer, wait_until
-from savin.operations import delivery_results, list_dead_letters
-from savin.publishing import PublishReport, event_encoder, publish_lines, registration_encoder
+from savin.dev.broker import free_port
+from savin.dev.testing.fake_twilio import FakeTwilio
+from savin.dev.testing.smtp_server import SmtpCatcher
+from savin.dev.testing.worker import WorkerProcess
+from savin.ops.audit import delivery_results
+from savin.ops.dead_letters import list_dead_letters
+from savin.ops.publishing import (
+    PublishReport,
+    event_encoder,
+    publish_lines,
+    registration_encoder,
+)
+from savin.ops.reading import group_lag, wait_until
 from savin.schemas import DeadLetter, DeliveryResult
 from savin.sealing import Sealer, new_key
 from savin.settings import Settings, load_settings
-from savin.testing.fake_twilio import FakeTwilio
-from savin.testing.smtp_server import SmtpCatcher
-from savin.testing.worker import WorkerProcess
-from savin.topics import Topics
+from savin.topics import Topics, producer
 
 __all__ = ["LocalStack"]
 
@@ -134,7 +140,7 @@ class LocalStack:
         """Wait until the worker has committed everything in ``topic``."""
 
         async def done():
-            return (await group_lag(self.bootstrap, self.topics.consumer_group(topic), [topic]))[topic] == 0
+            return (await group_lag(self.bootstrap, self.topics.group(self.topics.stage_reading(topic)), [topic]))[topic] == 0
 
         await wait_until(done, timeout, what=f"the worker to consume {topic}")
 

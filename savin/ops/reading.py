@@ -1,4 +1,4 @@
-"""Small aiokafka helpers used outside the worker: topics, producing, reading, lag."""
+"""Reading topics without a consumer group: whole topics, end offsets, a group's lag."""
 
 from __future__ import annotations
 
@@ -6,60 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from savin.topics import TopicSpec
-
-__all__ = ["partition_for", "ensure_topics", "producer", "read_topic", "Record", "group_lag", "end_offsets"]
-
-_partitioner = DefaultPartitioner()
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner picks for ``key``,
-    the same in Java clients, aiokafka and faust."""
-    all_ = list(range(partitions))
-    return _partitioner(key, all_, all_)
-
-
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int = 1) -> None:
-    """Create missing topics; check existing ones have the expected partition count."""
-    specs = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        if missing:
-            try:
-                await admin.create_topics(
-                    [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing]
-                )
-            except TopicAlreadyExistsError:
-                pass
-        present = [s for s in specs if s.name in existing]
-        if present:
-            described = await admin.describe_topics([s.name for s in present])
-            counts = {d["topic"]: len(d["partitions"]) for d in described}
-            for s in present:
-                if counts.get(s.name) not in (None, s.partitions):
-                    raise RuntimeError(
-                        f"topic {s.name} has {counts[s.name]} partitions, expected {s.partitions} "
-                        "(SAVIN_PARTITIONS); co-partitioned topics must match"
-                    )
-    finally:
-        await admin.close()
-
-
-def producer(bootstrap: str, **kw) -> AIOKafkaProducer:
-    kw.setdefault("acks", "all")
-    kw.setdefault("enable_idempotence", True)
-    kw.setdefault("linger_ms", 5)
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, **kw)
-
+__all__ = ["read_topic", "Record", "group_lag", "end_offsets", "wait_until", "OffsetWatch"]
 
 @dataclass(frozen=True)
 class Record:
@@ -119,22 +69,8 @@ async def read_topic(bootstrap: str, topic: str, idle_timeout: float = 1.0) -> A
 
 async def group_lag(bootstrap: str, group_id: str, topics: Iterable[str]) -> dict[str, int]:
     """Messages not yet committed by ``group_id``, per topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group_id)
-    finally:
-        await admin.close()
-    lag: dict[str, int] = {}
-    for topic in topics:
-        ends = await end_offsets(bootstrap, topic)
-        total = 0
-        for p, end in ends.items():
-            meta = committed.get(TopicPartition(topic, p))
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            total += max(0, end - done)
-        lag[topic] = total
-    return lag
+    async with OffsetWatch(bootstrap) as watch:
+        return {topic: await watch.lag(group_id, topic) for topic in topics}
 
 
 async def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):

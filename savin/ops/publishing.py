@@ -3,17 +3,15 @@ by number, publish the good ones."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from savin.kafka import ensure_topics, partition_for, producer
-from savin.registrations import seal_registration
+from savin.domain.clock import utcnow
 from savin.schemas import Registration, describe_errors, parse_event
-from savin.sealing import Sealer
-from savin.topics import Topics
+from savin.sealing import Sealer, seal_registration
+from savin.topics import Topics, ensure_topics, partition_for, producer
 
 __all__ = ["Outgoing", "LineError", "PublishReport", "publish_lines", "event_encoder", "registration_encoder"]
 
@@ -57,7 +55,7 @@ def registration_encoder(sealer: Sealer, partitions: int) -> Encoder:
 
     def encode(line: bytes) -> Outgoing:
         reg = Registration.model_validate_json(line)
-        stored = seal_registration(reg, sealer, dt.datetime.now(dt.timezone.utc))
+        stored = seal_registration(reg, sealer, utcnow())
         return Outgoing(
             reg.registration_id.encode(),
             stored.model_dump_json().encode(),

@@ -3,7 +3,7 @@
 It speaks the part of Twilio's 2010-04-01 API that savin uses (create a
 Message, fetch a Message) and validates every request against Twilio's
 published OpenAPI spec with ``openapi-core`` (see
-:mod:`savin.testing.twilio_spec`). On top of the spec it checks the account's
+:mod:`savin.dev.testing.twilio_spec`). On top of the spec it checks the account's
 credentials and Twilio's own rules (a To, a Body, a From or Messaging Service),
 and refuses form parameters the spec does not know, which Twilio would ignore
 silently, so a misspelt parameter shows up in tests.
@@ -35,13 +35,13 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from savin.gsm import count
-from savin.testing.recording import Recorder
-from savin.testing.twilio_spec import Problem, SpecValidator
+from savin.dev.testing.recording import Recorder
+from savin.dev.testing.twilio_spec import Problem, SpecValidator
+from savin.rendering.gsm import count
 
 __all__ = ["FakeTwilio", "SentMessage", "Fault", "ERRORS", "MESSAGES", "MESSAGE"]
 
-log = logging.getLogger("savin.testing.fake_twilio")
+log = logging.getLogger("savin.dev.testing.fake_twilio")
 
 API_VERSION = "2010-04-01"
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"

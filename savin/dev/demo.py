@@ -19,12 +19,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from savin.broker import DevBroker, broker_reachable, free_port
-from savin.kafka import wait_until
-from savin.matching import notices_for
-from savin.registrations import seal_registration
+from savin.dev.broker import DevBroker, broker_reachable, free_port
+from savin.domain.matching import notices_for
+from savin.ops.reading import wait_until
 from savin.schemas import DONE_STATUSES, Registration, parse_event
-from savin.sealing import Sealer, new_key
+from savin.sealing import Sealer, new_key, seal_registration
 from savin.settings import DataKeys
 
 __all__ = ["run_demo", "expected_notices"]
@@ -43,7 +42,7 @@ def expected_notices(registration_lines: list[bytes], event_lines: list[bytes]) 
 
 def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -> int:
     console = console or Console()
-    from savin.testing.stack import LocalStack
+    from savin.dev.testing.stack import LocalStack
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)

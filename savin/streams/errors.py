@@ -4,21 +4,14 @@ error descriptions that never echo input values."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import uuid
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from savin.schemas import DeadLetter, StoredRegistration, describe_errors
+from savin.domain.clock import utcnow
+from savin.schemas import DeadLetter, describe_errors
 
-__all__ = ["REGISTRATIONS_OF", "dead_letter_record", "fault", "utcnow"]
-
-#: offender_id -> {registration_id: StoredRegistration}, as stored per offender.
-REGISTRATIONS_OF = TypeAdapter(dict[str, StoredRegistration])
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+__all__ = ["dead_letter_record", "fault"]
 
 
 def fault(e: Exception) -> str:

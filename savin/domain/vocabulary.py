@@ -1,0 +1,75 @@
+"""The event vocabulary as one table: for each event type its payload, its
+urgency, its group, its SMS segment budget and whether every registrant gets
+it whatever event types they chose.
+
+To add an event type: write its payload model (:mod:`savin.schemas.payloads`),
+add one row here, add its templates. Nothing else changes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from savin.schemas.base import Strict
+from savin.schemas.payloads import (
+    AtFacility,
+    Hearing,
+    HearingCancelled,
+    HearingDecision,
+    NoPayload,
+    Released,
+    ReleaseScheduled,
+    Restitution,
+    Retraction,
+    Supervision,
+    Transferred,
+)
+
+__all__ = ["Urgency", "EventKind", "EVENT_TYPES", "kind_of"]
+
+
+class Urgency(str, enum.Enum):
+    URGENT = "urgent"  # at once, day or night, before anything routine
+    ROUTINE = "routine"
+
+
+@dataclass(frozen=True)
+class EventKind:
+    payload: type[Strict]
+    urgency: Urgency
+    group: str
+    #: The most SMS segments its text may take (hearings carry long directions).
+    sms_segments: int
+    #: Sent to every active registration of the offender, whatever event types it chose.
+    always_sent: bool = False
+
+
+U, R = Urgency.URGENT, Urgency.ROUTINE
+
+EVENT_TYPES: dict[str, EventKind] = {
+    "RELEASED": EventKind(Released, U, "custody", 2),
+    "RELEASE_SCHEDULED": EventKind(ReleaseScheduled, R, "custody", 3),
+    "ESCAPED": EventKind(AtFacility, U, "custody", 2),
+    "RECAPTURED": EventKind(AtFacility, R, "custody", 3),
+    "TRANSFERRED": EventKind(Transferred, R, "custody", 3),
+    "DECEASED": EventKind(NoPayload, R, "custody", 3),
+    "SUPERVISION_STARTED": EventKind(Supervision, R, "supervision", 3),
+    "ABSCONDED": EventKind(Supervision, U, "supervision", 2),
+    "SUPERVISION_REVOKED": EventKind(Supervision, R, "supervision", 3),
+    "SUPERVISION_DISCHARGED": EventKind(Supervision, R, "supervision", 3),
+    "HEARING_SCHEDULED": EventKind(Hearing, R, "parole_board", 4),
+    "HEARING_RESCHEDULED": EventKind(Hearing, R, "parole_board", 4),
+    "HEARING_CANCELLED": EventKind(HearingCancelled, R, "parole_board", 3),
+    "HEARING_DECISION": EventKind(HearingDecision, R, "parole_board", 3),
+    "COMMUTATION": EventKind(NoPayload, R, "clemency", 3),
+    "PARDON": EventKind(NoPayload, R, "clemency", 3),
+    "RESTITUTION_ORDERED": EventKind(Restitution, R, "restitution", 3),
+    "RESTITUTION_PAYMENT": EventKind(Restitution, R, "restitution", 3),
+    # A retraction usually corrects an alarming notice: at once, and to everyone who may have had it.
+    "EVENT_RETRACTED": EventKind(Retraction, U, "correction", 2, always_sent=True),
+}
+
+
+def kind_of(event_type: str) -> EventKind | None:
+    return EVENT_TYPES.get(event_type)

@@ -1,0 +1,89 @@
+"""The payload of each event type: what the event says beyond the envelope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field
+
+from savin.schemas.base import Strict
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class NoPayload(Strict):
+    pass
+
+
+class ReleaseType(str, enum.Enum):
+    PAROLE = "parole"
+    CONDITIONAL_RELEASE = "conditional_release"
+    SENTENCE_COMPLETED = "sentence_completed"
+    COURT_ORDER = "court_order"
+    OTHER = "other"
+
+
+class Released(Strict):
+    release_type: ReleaseType
+    facility: Text
+
+
+class ReleaseScheduled(Strict):
+    projected_release_date: dt.date
+    facility: Text
+
+
+class AtFacility(Strict):
+    facility: Text
+
+
+class Transferred(Strict):
+    from_facility: Text
+    to_facility: Text
+
+
+class Supervision(Strict):
+    district_office: Text
+
+
+class Hearing(Strict):
+    hearing_id: Text
+    starts_at: AwareDatetime
+    location: Text
+    how_to_attend: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class HearingCancelled(Strict):
+    hearing_id: Text
+    reason: Text | None = None
+
+
+class HearingOutcome(str, enum.Enum):
+    GRANTED = "granted"
+    DENIED = "denied"
+    CONTINUED = "continued"
+    DEFERRED = "deferred"
+
+
+class HearingDecision(Strict):
+    hearing_id: Text
+    decision: HearingOutcome
+
+
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+
+
+class Restitution(Strict):
+    case_number: Text
+    amount: Money
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    balance: Money
+
+
+class Retraction(Strict):
+    retracted_event_id: uuid.UUID
+    reason: Text
