@@ -12,3 +12,6 @@ CALLBACKS = Counter("savin_callbacks_total", "Provider status callbacks", ["outc
 SEND_SECONDS = Histogram("savin_send_seconds", "Time for one provider send", ["provider"])
 LAG = Gauge("savin_consumer_lag", "Records behind the end of each input partition, as of the stage's last batch",
             ["stage", "topic", "partition"])
+STAGE_REWINDS = Counter("savin_stage_rewinds_total", "Times a stage went back to its last commit", ["stage"])
+STAGE_LAST_COMMIT = Gauge("savin_stage_last_commit_timestamp_seconds",
+                          "Unix time of each stage's last commit (or of its last idle check)", ["stage"])

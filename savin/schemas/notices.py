@@ -12,7 +12,8 @@ from savin.schemas.base import Strict
 from savin.schemas.events import Urgency
 from savin.schemas.registration import Channel
 
-__all__ = ["NoticeJob", "DeliveryStatus", "DeliveryResult", "DeadLetter", "FINAL_STATUSES", "DONE_STATUSES"]
+__all__ = ["NoticeJob", "DeliveryStatus", "DeliveryResult", "DeadLetter", "DEAD_LETTER_EXCERPT", "REPLAY_HEADER",
+           "FINAL_STATUSES", "DONE_STATUSES"]
 
 
 class NoticeJob(Strict):
@@ -72,6 +73,14 @@ class DeliveryResult(Strict):
 
 
 class DeadLetter(Strict):
+    """A record savin could not handle, with the reason and where the original is.
+
+    A record larger than :data:`DEAD_LETTER_EXCERPT` bytes keeps only an excerpt
+    (``value_truncated``); ``value_size`` and ``value_sha256`` describe the whole
+    record, which stays at ``source_topic``/``source_partition``/``source_offset``
+    for as long as that topic keeps it.
+    """
+
     dead_letter_id: uuid.UUID
     reason: str
     source_topic: str
@@ -79,4 +88,15 @@ class DeadLetter(Strict):
     source_offset: int
     key_b64: str | None
     value_b64: str
+    value_size: int = 0
+    value_sha256: str | None = None
+    value_truncated: bool = False
+    #: The dead letter this record was replayed from, when it failed again.
+    replay_of: uuid.UUID | None = None
     at: AwareDatetime
+
+
+#: Bytes of a record's value a dead letter keeps (the rest is described by its size and digest).
+DEAD_LETTER_EXCERPT = 64 * 1024
+#: The Kafka header a replayed record carries: the id of the dead letter it came from.
+REPLAY_HEADER = "savin-replay-of"

@@ -6,13 +6,21 @@ import datetime as dt
 import enum
 import uuid
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
 from savin.schemas.base import Strict
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+#: Any event type a notice can be about (a retraction cannot retract a retraction).
+RetractableType = Literal[
+    "RELEASED", "RELEASE_SCHEDULED", "ESCAPED", "RECAPTURED", "TRANSFERRED", "DECEASED",
+    "SUPERVISION_STARTED", "ABSCONDED", "SUPERVISION_REVOKED", "SUPERVISION_DISCHARGED",
+    "HEARING_SCHEDULED", "HEARING_RESCHEDULED", "HEARING_CANCELLED", "HEARING_DECISION",
+    "COMMUTATION", "PARDON", "RESTITUTION_ORDERED", "RESTITUTION_PAYMENT",
+]
 
 
 class NoPayload(Strict):
@@ -86,4 +94,8 @@ class Restitution(Strict):
 
 class Retraction(Strict):
     retracted_event_id: uuid.UUID
+    #: What the withdrawn event said and when, so the notice can name it in words
+    #: a victim recognises ("our notice of Nov 20 that ... was released").
+    retracted_event_type: RetractableType
+    retracted_occurred_at: AwareDatetime
     reason: Text
