@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure
@@ -88,8 +88,9 @@ class Dispatcher:
                            "unexpected", type(e).__name__)
         return Outcome(job, DeliveryStatus.ACCEPTED, receipt.provider, receipt.provider_ref)
 
-    async def send_batch(self, jobs: Sequence[NoticeJob]) -> list[Outcome]:
-        """Outcomes in the order of ``jobs``."""
+    async def send_batch(self, jobs: Sequence[NoticeJob],
+                         on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        """Outcomes in the order of ``jobs``; ``on_outcome`` hears each one as it completes."""
         await self.start()
         lanes: dict[tuple[str, str, int], list[int]] = defaultdict(list)
         for i, job in enumerate(jobs):
@@ -98,7 +99,9 @@ class Dispatcher:
 
         async def run_lane(indexes: list[int]) -> None:
             for i in indexes:
-                outcomes[i] = await self.send_one(jobs[i])
+                outcomes[i] = outcome = await self.send_one(jobs[i])
+                if on_outcome is not None:
+                    on_outcome(outcome)
 
         await asyncio.gather(*(run_lane(ix) for ix in lanes.values()))
         return outcomes  # type: ignore[return-value]
