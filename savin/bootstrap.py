@@ -1,41 +1,57 @@
 """Builds the real collaborators from settings. The only place that reads Settings
-for adapters; everything else receives plain values."""
+for adapters; everything else receives plain values.
+
+It also holds the start-up checks that need both worlds: which settings still
+hold the development defaults, and which settings a provider's refusal points at.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Iterable
 
+from savin.notifiers.base import ConfigurationFault, DeliveryError, Notifier
 from savin.notifiers.dispatcher import Dispatcher
 from savin.rendering import Renderer
 from savin.sealing import Sealer
-from savin.settings import Settings
+from savin.settings import PREFIX, Settings
 
-__all__ = ["build_sealer", "build_dispatcher", "build_app", "quiet_third_party_logs"]
+__all__ = [
+    "StartupError", "build_sealer", "build_notifiers", "build_dispatcher", "build_app", "quiet_third_party_logs",
+    "development_defaults", "check_settings", "check_providers", "setting_names",
+]
+
+log = logging.getLogger("savin.bootstrap")
+
+
+class StartupError(RuntimeError):
+    """The worker must not start; the message is one line naming the settings at fault."""
 
 
 def build_sealer(settings: Settings) -> Sealer:
     return Sealer(settings.data_keys)
 
 
-def build_dispatcher(settings: Settings, sealer: Sealer | None = None) -> Dispatcher:
-    from savin.notifiers.smtp_email import SmtpEmail
+def _twilio(settings: Settings, sealer: Sealer) -> Notifier:
     from savin.notifiers.twilio_sms import TwilioSMS
 
-    sealer = sealer or build_sealer(settings)
-    callback = None
-    if settings.twilio_status_callback:
-        callback = settings.twilio_status_callback
-    sms = TwilioSMS(
+    return TwilioSMS(
         sealer=sealer,
         account_sid=settings.twilio_account_sid,
         auth_token=settings.twilio_auth_token.get_secret_value(),
         from_number=None if settings.twilio_messaging_service_sid else settings.twilio_from,
         messaging_service_sid=settings.twilio_messaging_service_sid,
-        status_callback=callback,
+        status_callback=settings.twilio_status_callback or None,
         base_url=settings.twilio_base_url,
         timeout=settings.twilio_timeout,
     )
-    email = SmtpEmail(
+
+
+def _smtp(settings: Settings, sealer: Sealer) -> Notifier:
+    from savin.notifiers.smtp_email import SmtpEmail
+
+    return SmtpEmail(
         sealer=sealer,
         host=settings.smtp_host,
         port=settings.smtp_port,
@@ -46,7 +62,24 @@ def build_dispatcher(settings: Settings, sealer: Sealer | None = None) -> Dispat
         timeout=settings.smtp_timeout,
         from_address=settings.email_from,
     )
-    return Dispatcher(Renderer(), {"sms": sms, "email": email})
+
+
+#: Each provider savin can send through: how to build it, and which setting holds
+#: each constructor argument a configuration fault can point at.
+PROVIDERS: dict[str, tuple[Callable[[Settings, Sealer], Notifier], dict[str, str]]] = {
+    "twilio": (_twilio, {"account_sid": "twilio_account_sid", "auth_token": "twilio_auth_token"}),
+    "smtp": (_smtp, {"username": "smtp_username", "password": "smtp_password"}),
+}
+
+
+def build_notifiers(settings: Settings, sealer: Sealer | None = None) -> list[Notifier]:
+    """One notifier per provider; the dispatcher files each under the channel it declares."""
+    sealer = sealer or build_sealer(settings)
+    return [build(settings, sealer) for build, _ in PROVIDERS.values()]
+
+
+def build_dispatcher(settings: Settings, sealer: Sealer | None = None) -> Dispatcher:
+    return Dispatcher(Renderer(), build_notifiers(settings, sealer))
 
 
 def quiet_third_party_logs() -> None:
@@ -58,8 +91,74 @@ def quiet_third_party_logs() -> None:
     logging.getLogger("aiokafka").setLevel(logging.INFO)
 
 
-def build_app(settings: Settings):
+def build_app(settings: Settings, dispatcher: Dispatcher | None = None):
     from savin.streams.worker import create_app
 
     quiet_third_party_logs()
-    return create_app(settings, build_dispatcher(settings))
+    return create_app(settings, dispatcher or build_dispatcher(settings))
+
+
+# ---- start-up checks ------------------------------------------------------------------------
+
+
+def _env(field: str) -> str:
+    return f"{PREFIX}{field.upper()}"
+
+
+def setting_names(provider: str, fault: ConfigurationFault) -> list[str]:
+    """The ``SAVIN_*`` variables a provider's configuration fault points at."""
+    fields = PROVIDERS.get(provider, (None, {}))[1]
+    return [_env(fields[f]) for f in fault.fields if f in fields]
+
+
+def development_defaults(settings: Settings) -> list[str]:
+    """The provider settings still holding the built-in development values (the
+    local fake Twilio's account, token and number; the local SMTP server)."""
+    if "deliver" not in settings.stages:
+        return []  # a worker that only matches talks to no provider
+    defaults = Settings.model_fields
+    found = [_env(name) for name in ("twilio_account_sid", "twilio_from")
+             if getattr(settings, name) == defaults[name].default]
+    if settings.twilio_auth_token.get_secret_value() == defaults["twilio_auth_token"].default.get_secret_value():
+        found.insert(1, _env("twilio_auth_token"))
+    if (settings.smtp_host, settings.smtp_port) == (defaults["smtp_host"].default, defaults["smtp_port"].default):
+        found += [_env("smtp_host"), _env("smtp_port")]
+    return found
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse the development provider defaults outside a development run."""
+    if settings.development:
+        return
+    if found := development_defaults(settings):
+        raise StartupError(
+            f"{', '.join(found)} still hold the development defaults (the local fake Twilio and SMTP server); "
+            f"set the real values, or {_env('development')}=true for a development run")
+
+
+async def check_providers(notifiers: Iterable[Notifier]) -> list[str]:
+    """Ask each provider whether it accepts savin's configuration.
+
+    Raises :class:`StartupError` naming the settings of every provider that refuses;
+    a provider that cannot be asked now (unreachable, timing out) does not stop the
+    start, and is returned as a warning line.
+    """
+    notifiers = list(notifiers)
+    refused: list[str] = []
+    warnings: list[str] = []
+
+    async def one(n: Notifier) -> None:
+        try:
+            await n.check()
+        except ConfigurationFault as e:
+            names = setting_names(n.provider, e) or [f"the {n.provider} settings"]
+            refused.append(f"{n.provider} refused the configuration in {', '.join(names)} ({e})")
+        except DeliveryError as e:
+            warnings.append(f"{n.provider} could not be checked at start: {e}")
+        finally:
+            await n.close()
+
+    await asyncio.gather(*(one(n) for n in notifiers))
+    if refused:
+        raise StartupError("; ".join(refused))
+    return warnings

@@ -15,3 +15,14 @@ LAG = Gauge("savin_consumer_lag", "Records behind the end of each input partitio
 STAGE_REWINDS = Counter("savin_stage_rewinds_total", "Times a stage went back to its last commit", ["stage"])
 STAGE_LAST_COMMIT = Gauge("savin_stage_last_commit_timestamp_seconds",
                           "Unix time of each stage's last commit (or of its last idle check)", ["stage"])
+STORE_EXPIRED = Counter("savin_store_expired_total", "Store entries removed past their retention", ["stage"])
+KAFKA_CONNECTED = Gauge("savin_kafka_connected",
+                        "1 while the worker's periodic metadata request gets an answer from Kafka, else 0")
+PROVIDER_CONFIG_FAULTS = Counter("savin_provider_config_faults_total",
+                                 "Sends and checks a provider refused for savin's configuration (credentials, account)",
+                                 ["provider", "code"])
+PROVIDER_CONFIG_OK = Gauge("savin_provider_config_ok",
+                           "1 while a provider accepts savin's configuration, 0 while it refuses it", ["provider"])
+READY = Gauge("savin_ready", "1 while the worker answers ready on /readyz, else 0")
+LOG_LINES_SUPPRESSED = Counter("savin_log_lines_suppressed_total",
+                               "Repeated log lines held back by the repeat filter", ["logger"])

@@ -28,7 +28,8 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from savin.dev.broker import free_port
-from savin.dev.testing.fake_twilio import MESSAGE, MESSAGES, FakeTwilio
+from savin.dev.testing.fake_twilio import ACCOUNT, MESSAGE, MESSAGES, FakeTwilio
+from savin.dev.testing.fake_twilio import OPERATIONS as SERVED
 from savin.dev.testing.twilio_spec import (
     FILENAME,
     MEMBER,
@@ -298,6 +299,65 @@ async def test_another_accounts_path_is_401(fake):
     status, body = await post(fake, {"To": TO, "From": FROM, "Body": "hi"},
                               path=f"/2010-04-01/Accounts/{other}/Messages.json")
     assert (status, body["code"]) == (401, 20003)
+
+
+# ---- the account --------------------------------------------------------------------------------
+
+ACCOUNT_PATH = f"/2010-04-01/Accounts/{SID}.json"
+
+
+async def get(fake: FakeTwilio, path: str, auth=AUTH) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(fake.base_url + path, headers=auth) as r:
+            return r.status, await r.json()
+
+
+async def test_the_sdk_fetches_the_account_and_the_answer_matches_twilios_schema(fake):
+    client = sdk(fake.base_url)
+    try:
+        account = await client.api.accounts(SID).fetch_async()
+    finally:
+        await client.http_client.close()
+    assert (account.sid, account.status, account.auth_token) == (SID, "active", None)
+    assert fake.rejected == []
+    status, body = await get(fake, ACCOUNT_PATH)
+    reference = OpenAPI.from_dict(trimmed_spec({ACCOUNT: ["get"]}))
+    request = MockRequest("https://api.twilio.com", "get", ACCOUNT_PATH, headers=AUTH)
+    assert not list(reference.request_validator.iter_errors(request))
+    reference.validate_response(request, MockResponse(json.dumps(body).encode(), status_code=status,
+                                                      content_type="application/json"))
+
+
+@pytest.mark.parametrize("auth", [basic(SID, "wrong"), {}, basic("AC" + "cd" * 16, TOKEN)])
+async def test_the_account_fetch_refuses_wrong_credentials(fake, auth):
+    status, body = await get(fake, ACCOUNT_PATH, auth=auth)
+    assert (status, body["code"], body["status"]) == (401, 20003, 401)
+
+
+async def test_another_account_or_a_malformed_sid_is_refused(fake):
+    status, body = await get(fake, f"/2010-04-01/Accounts/{'AC' + 'cd' * 16}.json")
+    assert (status, body["code"]) == (401, 20003)
+    status, body = await get(fake, "/2010-04-01/Accounts/not-a-sid.json")
+    assert status in (400, 401) and body["code"] in (20001, 20003)  # the spec's pattern, or no such account
+    assert len(fake.rejected) == 2
+
+
+async def test_a_rotated_token_refuses_the_old_one_and_signs_callbacks_with_the_new(fake):
+    fake.rotate_auth_token("new-token")
+    assert (await get(fake, ACCOUNT_PATH))[0] == 401
+    assert (await post(fake, {"To": TO, "From": FROM, "Body": "hi"}))[0] == 401
+    assert (await get(fake, ACCOUNT_PATH, auth=basic(SID, "new-token")))[0] == 200
+    async with Receiver(token="new-token") as receiver:
+        await post(fake, {"To": TO, "Body": "hi", "From": FROM, "StatusCallback": receiver.url},
+                   auth=basic(SID, "new-token"))
+        await receiver.wait(2)
+    assert all(valid for *_, valid in receiver.received)
+
+
+def test_every_operation_served_is_in_twilios_spec():
+    trimmed = trimmed_spec(SERVED)
+    assert {path: sorted(k for k in item if k in ("get", "post")) for path, item in trimmed["paths"].items()} == {
+        MESSAGES: ["post"], MESSAGE: ["get"], ACCOUNT: ["get"]}
 
 
 # ---- faults, outages, latency -----------------------------------------------------------------

@@ -1,23 +1,30 @@
 """The email notifier (savin.notifiers.smtp_email) against the local SMTP server:
 a real aiosmtpd server with STARTTLS and AUTH, real aiosmtplib sessions, a real
-Sealer. Checks the message, the failure map, the session pool and privacy."""
+Sealer. Checks the message and its headers as they arrive, the failure map, the
+login check, the session pool and privacy."""
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import email.utils
+import json
 import logging
 import socket
 import uuid
 from dataclasses import dataclass
 
 import pytest
-from support import SMTP_PASSWORD, SMTP_USER, closing
+from support import EXAMPLES, SMTP_PASSWORD, SMTP_USER, closing
 
 from savin.dev.broker import free_port
 from savin.dev.testing.smtp_server import SmtpCatcher
-from savin.notifiers.base import Outbound, PermanentFailure, TemporaryFailure
+from savin.domain.vocabulary import EVENT_TYPES
+from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure, TemporaryFailure
 from savin.notifiers.smtp_email import SmtpEmail
+from savin.rendering import Renderer
+from savin.schemas import parse_event
 from savin.sealing import Sealer, new_key
 from savin.settings import DataKeys
 
@@ -120,15 +127,41 @@ async def test_a_421_outage_is_temporary_and_the_next_send_reconnects(notifier, 
     assert len(catcher.messages) == 2 and catcher.logins == 2  # 421 closed the first session
 
 
-async def test_wrong_password_is_temporary(catcher, sealer, caplog):
+async def test_wrong_password_is_a_configuration_fault_and_the_notice_is_kept(catcher, sealer, caplog):
     caplog.set_level(logging.DEBUG)
     async with closing(email_notifier(catcher, sealer, password="not-the-password")) as notifier:
-        with pytest.raises(TemporaryFailure) as e:
+        with pytest.raises(ConfigurationFault) as e:
             await notifier.send(outbound(sealer))
-    assert e.value.code == "535"
+        assert (e.value.code, e.value.temporary, e.value.fields) == ("535", True, ("username", "password"))
+        assert notifier.config_fault is e.value
     assert_private(e.value, ADDRESS, "not-the-password")
     assert catcher.messages == [] and catcher.logins == 0
     assert "not-the-password" not in caplog.text
+
+
+async def test_the_check_logs_in_and_the_session_serves_the_first_send(notifier, catcher, sealer):
+    await notifier.check()
+    assert catcher.logins == 1 and notifier.config_fault is None
+    await notifier.send(outbound(sealer))
+    assert catcher.logins == 1 and len(catcher.messages) == 1
+
+
+async def test_the_check_refuses_a_wrong_password_until_it_is_right(catcher, sealer):
+    async with closing(email_notifier(catcher, sealer)) as notifier:
+        catcher.password = "rotated"
+        with pytest.raises(ConfigurationFault) as e:
+            await notifier.check()
+        assert e.value.code == "535" and notifier.config_fault is not None
+        catcher.password = PASSWORD
+        await notifier.check()
+        assert notifier.config_fault is None
+
+
+async def test_the_check_of_a_server_that_is_down_is_temporary(catcher, sealer):
+    async with closing(email_notifier(catcher, sealer, port=free_port())) as notifier:
+        with pytest.raises(TemporaryFailure) as e:
+            await notifier.check()
+    assert e.value.code == "connection"
 
 
 async def test_a_server_that_is_down_is_temporary(catcher, sealer):
@@ -225,3 +258,53 @@ async def test_without_starttls_the_server_refuses_and_it_is_temporary(catcher, 
     assert e.value.code == "session"
     assert_private(e.value, ADDRESS)
     assert catcher.messages == []
+
+
+# ---- headers as every client reads them -----------------------------------------------------
+
+#: Long names full of accents: the Subject folds, often right beside an accented word.
+NAMES = [
+    "José Ángel Núñez",
+    "María José Ñúñez de Ávila y Ibáñez-Peñalver",
+    "Íñigo Ángel Güemes Óscar Úrsula Álvarez de Toledo Muñoz",
+]
+SPANISH_FROM = "Oficina de Notificación a Víctimas del Departamento de Corrección de Misuri"
+
+
+def header_lines(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+async def test_spanish_subjects_and_sender_arrive_as_written_for_every_event_type(catcher, sealer):
+    renderer = Renderer()
+    sent: dict[str, str] = {}
+    address = f"{SPANISH_FROM} <avisos@doc.mo.example>"
+    async with closing(email_notifier(catcher, sealer, from_address=address)) as notifier:
+        for event_type in EVENT_TYPES:
+            for name in NAMES:
+                doc = json.loads((EXAMPLES / "events" / f"{event_type}.json").read_text())
+                doc["offender_name"] = name
+                body = parse_event(json.dumps(doc)).model_dump(mode="json")
+                content = renderer.render(body, "email", "es", "America/Chicago")
+                assert name in content.subject
+                message = outbound(sealer, content=content)
+                await notifier.send(message)
+                sent[message.notice_id] = content.subject
+    assert catcher.wait_for(len(sent), timeout=10)
+    folded = 0
+    for caught in catcher.messages:
+        parsed = email.message_from_bytes(caught.raw, policy=email.policy.default)
+        assert parsed["Subject"] == sent[parsed["X-Savin-Notice-Id"]]
+        (sender,) = parsed["From"].addresses
+        assert (sender.display_name, sender.addr_spec) == (SPANISH_FROM, "avisos@doc.mo.example")
+        lines = header_lines(caught.raw)
+        assert all(len(line) <= 78 and line.isascii() for line in lines)
+        start = next(i for i, line in enumerate(lines) if line.startswith(b"Subject:"))
+        folded += lines[start + 1].startswith(b" ")
+    assert folded > len(sent) // 2  # most subjects are long enough to fold
+
+
+async def test_ascii_subjects_are_left_as_they_are(notifier, catcher, sealer):
+    await notifier.send(outbound(sealer))
+    assert catcher.wait_for(1, timeout=5)
+    assert f"Subject: {MAIL.subject}".encode() in header_lines(catcher.messages[0].raw)

@@ -1,6 +1,7 @@
 """TwilioSMS through the official twilio SDK against the fake Twilio (a real
 HTTP server validating every request against Twilio's spec): sids, status
-callback URLs, Twilio's error codes as savin's failures, and privacy."""
+callback URLs, Twilio's error codes as savin's failures, the account check,
+status callbacks (signature, replay, statuses), and privacy."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from twilio.base.exceptions import TwilioRestException
 
 from savin.dev.broker import free_port
 from savin.dev.testing.fake_twilio import FakeTwilio
-from savin.notifiers.base import Outbound, PermanentFailure, TemporaryFailure
-from savin.notifiers.twilio_sms import TwilioSMS, classify
+from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure, TemporaryFailure
+from savin.notifiers.twilio_sms import TWILIO_STATUSES, StatusCallbacks, TwilioSMS, classify
+from savin.schemas import DeliveryStatus
 from savin.sealing import Sealer, new_key
 from savin.settings import DataKeys
 
@@ -164,11 +166,47 @@ async def test_a_down_provider_is_temporary(sealer):
     assert e.value.code == "connection"
 
 
-async def test_wrong_credentials_are_temporary_until_fixed(fake, sealer):
-    async with closing(TwilioSMS(sealer, SID, "rotated-token", from_number=FROM, base_url=fake.base_url)) as n:
-        with pytest.raises(TemporaryFailure) as e:
+async def test_wrong_credentials_are_a_configuration_fault_until_a_send_succeeds(fake, sealer):
+    async with closing(notifier(sealer, fake.base_url)) as n:
+        fake.rotate_auth_token("rotated-token")
+        with pytest.raises(ConfigurationFault) as e:
             await n.send(outbound(sealer))
-    assert e.value.code == "20003" and fake.messages == []
+        assert (e.value.code, e.value.temporary, e.value.fields) == ("20003", True, ("account_sid", "auth_token"))
+        assert n.config_fault is e.value and fake.messages == []
+        fake.rotate_auth_token(TOKEN)
+        await n.send(outbound(sealer))
+        assert n.config_fault is None and len(fake.messages) == 1
+
+
+async def test_the_check_fetches_the_account(sms, fake):
+    await sms.check()
+    assert sms.config_fault is None and fake.rejected == []  # the fetch is valid by Twilio's spec
+
+
+async def test_the_check_refuses_wrong_credentials_naming_them(fake, sealer):
+    async with closing(TwilioSMS(sealer, SID, "not-the-token", from_number=FROM, base_url=fake.base_url)) as n:
+        with pytest.raises(ConfigurationFault) as e:
+            await n.check()
+    assert (e.value.code, e.value.fields) == ("20003", ("account_sid", "auth_token"))
+    assert "not-the-token" not in str(e.value) and SID in str(e.value)
+    assert [reason for _, reason in fake.rejected] == ["authentication failed"]
+
+
+async def test_the_check_refuses_a_suspended_account(sms, fake):
+    fake.account_status = "suspended"
+    with pytest.raises(ConfigurationFault) as e:
+        await sms.check()
+    assert (e.value.code, e.value.fields) == ("account-suspended", ("account_sid",))
+    fake.account_status = "active"
+    await sms.check()
+    assert sms.config_fault is None
+
+
+async def test_the_check_of_a_provider_that_is_down_is_temporary(sealer):
+    async with closing(notifier(sealer, f"http://127.0.0.1:{free_port()}")) as n:
+        with pytest.raises(TemporaryFailure) as e:
+            await n.check()
+    assert e.value.code == "connection" and n.config_fault is None
 
 
 async def test_the_notifier_reopens_after_close(fake, sealer):
@@ -194,6 +232,8 @@ def rest_error(status: int, code: int | None) -> TwilioRestException:
     (400, 21211, PermanentFailure, "21211"),
     (400, 21606, PermanentFailure, "21606"),  # another 4xx: this From cannot send to that number
     (404, 20404, PermanentFailure, "20404"),
+    (401, 20003, ConfigurationFault, "20003"),
+    (401, None, ConfigurationFault, "http-401"),
 ])
 def test_the_error_map(status, code, kind, label):
     failure = classify(rest_error(status, code), "n-7")
@@ -224,3 +264,54 @@ async def test_no_number_or_body_reaches_any_log(fake, sealer, caplog):
         text = record.getMessage()
         for secret in (NUMBER, "+15005550001", "+15005550004", "+15005550500", BODY):
             assert secret not in text, (record.name, text)
+
+
+# ---- status callbacks ------------------------------------------------------------------------
+
+NOTICE = str(uuid.uuid4())
+CALLBACK_URL = f"{CALLBACK}?" + urllib.parse.urlencode({"notice_id": NOTICE, "registration_id": "R-1"})
+QUERY = {"notice_id": NOTICE, "registration_id": "R-1"}
+
+
+def callback_form(status: str = "delivered", **extra) -> dict[str, str]:
+    return {"MessageSid": "SM" + "a" * 32, "MessageStatus": status, "AccountSid": SID, "To": NUMBER, **extra}
+
+
+def signed(form: dict[str, str], url: str = CALLBACK_URL, token: str = TOKEN) -> str:
+    from twilio.request_validator import RequestValidator
+
+    return RequestValidator(token).compute_signature(url, form)
+
+
+def test_twilio_statuses_map_to_savins():
+    assert TWILIO_STATUSES == {"sent": DeliveryStatus.SENT, "delivered": DeliveryStatus.DELIVERED,
+                               "undelivered": DeliveryStatus.UNDELIVERED, "failed": DeliveryStatus.FAILED}
+
+
+def test_a_signed_callback_becomes_a_delivery_result():
+    callbacks = StatusCallbacks(TOKEN, CALLBACK)
+    form = callback_form("undelivered", ErrorCode="30003")
+    url = callbacks.signed_url("http://10.0.0.5:6066/callbacks/twilio/status?x=1", CALLBACK_URL.split("?")[1])
+    assert url == CALLBACK_URL  # checked against the public URL Twilio was given
+    verdict = callbacks.read(url, form, QUERY, signed(form))
+    r = verdict.result
+    assert verdict.outcome == "accepted" and r is not None
+    assert (str(r.notice_id), r.registration_id, r.status, r.source, r.provider, r.provider_ref, r.error_code) == (
+        NOTICE, "R-1", DeliveryStatus.UNDELIVERED, "callback", "twilio", form["MessageSid"], "30003")
+    assert NUMBER not in r.model_dump_json()
+
+
+def test_forged_replayed_unknown_and_ignored_callbacks():
+    callbacks = StatusCallbacks(TOKEN, CALLBACK)
+    form = callback_form()
+    assert callbacks.read(CALLBACK_URL, form, QUERY, signed(form, token="not-the-token")).outcome == "forged"
+    assert callbacks.read(CALLBACK_URL, form, QUERY, "").outcome == "forged"
+    assert callbacks.read(CALLBACK_URL, {**form, "MessageStatus": "failed"}, QUERY, signed(form)).outcome == "forged"
+    assert callbacks.read(CALLBACK_URL, form, QUERY, signed(form)).outcome == "accepted"
+    assert callbacks.read(CALLBACK_URL, form, QUERY, signed(form)).outcome == "replayed"
+    queued = callback_form("queued")
+    assert callbacks.read(CALLBACK_URL, queued, QUERY, signed(queued)).outcome == "ignored"
+    bare = callback_form("sent")
+    verdict = callbacks.read(CALLBACK, bare, {}, signed(bare, url=CALLBACK))
+    assert (verdict.outcome, verdict.result) == ("unknown-notice", None)
+    assert NUMBER not in (verdict.reason or "")

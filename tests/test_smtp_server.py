@@ -5,6 +5,8 @@ by recipient, outages, restarts."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
 import ssl
 from email.message import EmailMessage
@@ -103,6 +105,9 @@ async def test_a_good_mail_is_recorded_with_both_parts(catcher, caplog):
     assert caught.message.get_body(("plain",)).get_content().strip() == "The offender was released."
     assert caught.message.get_body(("html",)).get_content().strip() == "<p>The offender was released.</p>"
     assert caught.at > 0
+    # The bytes as sent are kept too, for tests of what is on the wire.
+    assert caught.raw.endswith(b"\r\n") and b"\r\nSubject: Release notice\r\n" in caught.raw
+    assert email.message_from_bytes(caught.raw, policy=email.policy.default)["Subject"] == "Release notice"
     with pytest.raises(AttributeError):
         caught.at = 0  # frozen
     assert RECIPIENT not in caplog.text and "released" not in caplog.text

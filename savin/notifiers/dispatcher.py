@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure
@@ -20,29 +20,39 @@ log = logging.getLogger("savin.notifiers.dispatcher")
 @dataclass(frozen=True)
 class Outcome:
     job: NoticeJob
-    status: DeliveryStatus  # ACCEPTED, RETRYING (temporary) or FAILED / SUPPRESSED (permanent)
+    #: ACCEPTED, RETRYING (temporary or configuration fault) or FAILED / SUPPRESSED (permanent)
+    status: DeliveryStatus
     provider: str | None = None
     provider_ref: str | None = None
     error_code: str | None = None
     error: str | None = None
-
-    @property
-    def temporary(self) -> bool:
-        return self.status is DeliveryStatus.RETRYING
 
 
 class Dispatcher:
     """Sends a batch concurrently, but each recipient's notices in order.
 
     ``renderer`` has ``render(event, channel, language, timezone)``;
-    ``notifiers`` maps a channel name to its :class:`Notifier`.
+    ``notifiers`` are found by the channel each declares (:attr:`Notifier.channel`),
+    at most one per channel.
     """
 
-    def __init__(self, renderer, notifiers: Mapping[str, Notifier]):
+    def __init__(self, renderer, notifiers: Iterable[Notifier]):
         self._renderer = renderer
-        self._notifiers = dict(notifiers)
+        self._notifiers: dict[str, Notifier] = {}
+        for n in notifiers:
+            if n.channel in self._notifiers:
+                raise ValueError(f"two notifiers for channel {n.channel}: "
+                                 f"{self._notifiers[n.channel].provider} and {n.provider}")
+            self._notifiers[n.channel] = n
         self._started = False
         self._start_lock = asyncio.Lock()
+
+    @property
+    def notifiers(self) -> list[Notifier]:
+        return list(self._notifiers.values())
+
+    def notifier_for(self, channel: str) -> Notifier | None:
+        return self._notifiers.get(channel)
 
     async def start(self) -> None:
         async with self._start_lock:

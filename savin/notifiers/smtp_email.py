@@ -9,15 +9,27 @@ closed.
 
 SMTP failures are mapped here, and only here, to savin's failures:
 
-* while opening a session (connect, TLS, EHLO, AUTH): always temporary. The
-  fault lies with the server or with savin's configuration, not with the
-  notice, and every notice would fail the same way until someone fixes it;
-  failing them permanently would lose them.
+* AUTH refused with a 5xx reply (535: bad credentials): a configuration fault.
+  The notice is kept for retry, and the notifier is marked as refused until a
+  send or a check (:meth:`SmtpEmail.try_check`, a login) succeeds.
+* anything else while opening a session (connect, TLS, EHLO, a 4xx AUTH reply):
+  temporary. The fault lies with the server, not with the notice, and every
+  notice would fail the same way until it recovers; failing them permanently
+  would lose them.
 * in a transaction (MAIL, RCPT, DATA): 4xx temporary, 5xx permanent.
 * a lost connection or a timeout: temporary.
 
 Exception texts from aiosmtplib and the server's reply texts can contain the
 recipient's address, so savin's failures carry only the reply code and ids.
+
+A Subject or From display name that is not plain ASCII is written as RFC 2047
+encoded words by :func:`subject_header` and :func:`from_header`. Python's own
+folding splits such a header into encoded words at spaces and leaves the space
+*between* two words; RFC 2047 readers drop whitespace between adjacent encoded
+words, so "José Ángel" would read as "JoséÁngel". In a Subject every space
+travels inside an encoded word; a display name keeps real spaces between plain
+and encoded words (:func:`phrase_words`). Either way a reader gets back the text
+as written.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import email.utils
 import functools
 import socket
 import ssl
+import string
 import time
 from collections import deque
 from email.headerregistry import BaseHeader, HeaderRegistry
@@ -37,6 +50,7 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from savin.notifiers.base import (
+    ConfigurationFault,
     DeliveryError,
     Notifier,
     Outbound,
@@ -45,7 +59,10 @@ from savin.notifiers.base import (
 )
 from savin.sealing import Sealer
 
-__all__ = ["SmtpEmail", "classify"]
+__all__ = ["SmtpEmail", "classify", "encoded_words", "phrase_words", "subject_header", "from_header"]
+
+#: The constructor arguments a refused login points at.
+CREDENTIALS = ("username", "password")
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -62,6 +79,120 @@ class _HeaderClasses(HeaderRegistry):
 
 #: email.policy.SMTP (CRLF line ends, strict header checks) with the faster registry.
 POLICY = email.policy.SMTP.clone(header_factory=_HeaderClasses())
+
+
+#: Characters an encoded word may carry as themselves, in any header (RFC 2047 section 5 (3)).
+_Q_SAFE = frozenset(string.ascii_letters + string.digits + "!*+-/")
+#: Characters a word of a display name may carry unquoted (RFC 5322 atext).
+_ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
+_EW_OPEN, _EW_CLOSE = "=?utf-8?q?", "?="
+#: RFC 2047: an encoded word is at most 75 characters; RFC 5322: lines at most 78.
+_EW_MAX, _LINE_MAX = 75, 78
+
+
+def _q(char: str) -> str:
+    if char == " ":
+        return "_"
+    if char in _Q_SAFE:
+        return char
+    return "".join(f"={b:02X}" for b in char.encode("utf-8"))
+
+
+def encoded_words(text: str, first_room: int = _EW_MAX) -> list[str]:
+    """``text`` as RFC 2047 Q encoded words (UTF-8), each of whole characters.
+
+    Spaces are encoded inside the words, so the whitespace a header puts between
+    two words is only folding, which readers drop. The first word fits in
+    ``first_room`` characters (what is left of the header's first line).
+    """
+    words: list[str] = []
+    current = ""
+    room = max(min(first_room, _EW_MAX), len(_EW_OPEN) + len(_EW_CLOSE) + 12)
+    for char in text:
+        piece = _q(char)
+        if current and len(_EW_OPEN) + len(current) + len(piece) + len(_EW_CLOSE) > room:
+            words.append(_EW_OPEN + current + _EW_CLOSE)
+            current, room = "", _EW_MAX
+        current += piece
+    if current or not words:
+        words.append(_EW_OPEN + current + _EW_CLOSE)
+    return words
+
+
+def phrase_words(text: str, first_room: int = _EW_MAX) -> list[str]:
+    """A display name as the words of an RFC 5322 phrase: plain ASCII words as they
+    are, each run of other words as encoded words with its spaces inside.
+
+    Unlike in a Subject, Python's address parser keeps the whitespace between two
+    adjacent encoded words of a phrase, where RFC 2047 readers drop it; encoding
+    only the runs that need it keeps real spaces between words for both. (A run
+    too long for one encoded word is split where RFC 2047 readers join it.)
+    """
+    if "  " in text or not text.isprintable():
+        return encoded_words(text, first_room)
+    tokens: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            tokens.extend(encoded_words(" ".join(run), first_room if not tokens else _EW_MAX))
+            run.clear()
+
+    for word in text.split(" "):
+        if word and set(word) <= _ATEXT and not word.startswith("=?"):
+            flush()
+            tokens.append(word)
+        else:
+            run.append(word)
+    flush()
+    return tokens
+
+
+class EncodedHeader(str):
+    """A header value that writes itself from ready-made words, folded between them.
+
+    The email policy hands a value with a ``name`` to the value's own ``fold``
+    instead of refolding it, which keeps the policy's folder (the one that
+    splits encoded words at spaces) away from it. As a string it is the text as
+    written.
+    """
+
+    name: str
+
+    def __new__(cls, name: str, shown: str, words: list[str]):
+        if any(c in shown for c in "\r\n"):
+            raise ValueError("header values may not contain line breaks")
+        value = super().__new__(cls, shown)
+        value.name = name
+        value._words = words
+        return value
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        start = f"{self.name}:"
+        lines, line = [], start
+        for word in self._words:
+            if line != start and len(line) + 1 + len(word) > _LINE_MAX:
+                lines.append(line)
+                line = ""
+            line += " " + word
+        lines.append(line)
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def subject_header(subject: str) -> str:
+    """The Subject as written, encoded when it is not plain ASCII."""
+    if subject.isascii():
+        return subject
+    return EncodedHeader("Subject", subject, encoded_words(subject, _LINE_MAX - len("Subject: ")))
+
+
+def from_header(from_address: str) -> str:
+    """``Display Name <address>``, with a display name that is not plain ASCII encoded."""
+    name, address = email.utils.parseaddr(from_address)
+    if not name or name.isascii():
+        return from_address
+    words = phrase_words(name, _LINE_MAX - len("From: ")) + [f"<{address}>"]
+    return EncodedHeader("From", f"{name} <{address}>", words)
 
 
 def classify(code: int, notice_id: str) -> DeliveryError:
@@ -101,10 +232,10 @@ class SmtpEmail(Notifier):
         self._username, self._password = username, password
         self._starttls = starttls
         self._timeout = timeout
-        self._from = from_address
         self._sender = email.utils.parseaddr(from_address)[1]
-        if "@" not in self._sender:
-            raise ValueError("from_address needs an address with a domain")
+        if "@" not in self._sender or not self._sender.isascii():
+            raise ValueError("from_address needs an ASCII address with a domain")
+        self._from = from_header(from_address)
         self._domain = self._sender.rpartition("@")[2]
         self._max_idle = max_idle
         self._local_hostname = local_hostname
@@ -125,7 +256,7 @@ class SmtpEmail(Notifier):
         mail = EmailMessage(policy=POLICY)
         mail["From"] = self._from
         mail["To"] = address
-        mail["Subject"] = content.subject
+        mail["Subject"] = subject_header(content.subject)
         mail["Date"] = email.utils.formatdate(usegmt=True)
         # Derived from the notice id, so a retried notice carries the same Message-ID.
         mail["Message-ID"] = f"<{message.notice_id}@{self._domain}>"
@@ -159,7 +290,7 @@ class SmtpEmail(Notifier):
             # if the connection broke after the server had taken the DATA; the repeat
             # carries the same Message-ID.)
             while True:
-                smtp, reused = await self._checkout(notice)
+                smtp, reused = await self._checkout(f"notice {notice}")
                 try:
                     await smtp.send_message(mail, sender=self._sender, recipients=[parsed])
                 except ConnectionError:  # SMTPServerDisconnected, or a reset from the socket
@@ -180,15 +311,16 @@ class SmtpEmail(Notifier):
                 self._checkin(smtp)
                 return str(mail["Message-ID"])
 
-    async def _checkout(self, notice: str) -> tuple[aiosmtplib.SMTP, bool]:
-        """An open, authenticated session, and whether it was reused from the pool."""
+    async def _checkout(self, about: str) -> tuple[aiosmtplib.SMTP, bool]:
+        """An open, authenticated session, and whether it was reused from the pool.
+        ``about`` says what the session is for in failures (an id, never an address)."""
         now = time.monotonic()
         while self._idle:
             smtp, since = self._idle.pop()
             if smtp.is_connected and now - since <= self._max_idle:
                 return smtp, True
             smtp.close()
-        return await self._connect(notice), False
+        return await self._connect(about), False
 
     def _checkin(self, smtp: aiosmtplib.SMTP) -> None:
         if smtp.is_connected:
@@ -196,7 +328,7 @@ class SmtpEmail(Notifier):
         else:
             smtp.close()
 
-    async def _connect(self, notice: str) -> aiosmtplib.SMTP:
+    async def _connect(self, about: str) -> aiosmtplib.SMTP:
         if self._local_hostname is None:
             # aiosmtplib would look this up again for every connection.
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
@@ -208,24 +340,32 @@ class SmtpEmail(Notifier):
         try:
             await smtp.connect()
         except aiosmtplib.SMTPAuthenticationError as e:
-            # Wrong credentials stop all mail until an operator fixes them: temporary,
-            # so the notices wait and go out then, instead of being failed for good.
-            raise TemporaryFailure(f"smtp: authentication failed (reply {e.code}) for notice {notice}",
+            # Wrong credentials stop all mail until an operator fixes them: the notices
+            # wait and go out then, instead of being failed for good.
+            if 500 <= e.code < 600:
+                raise ConfigurationFault(f"smtp: the server refused savin's login (reply {e.code}) for {about}",
+                                         str(e.code), fields=CREDENTIALS) from None
+            raise TemporaryFailure(f"smtp: authentication failed for now (reply {e.code}) for {about}",
                                    str(e.code)) from None
         except aiosmtplib.SMTPResponseException as e:
             # The server refused the session (greeting, EHLO, STARTTLS), not this notice.
-            raise TemporaryFailure(f"smtp: server refused the session (reply {e.code}) for notice {notice}",
+            raise TemporaryFailure(f"smtp: server refused the session (reply {e.code}) for {about}",
                                    str(e.code)) from None
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
                 OSError, asyncio.TimeoutError) as e:
             # Unreachable, dropped, timed out, or TLS failed (ssl.SSLError is an OSError).
-            raise TemporaryFailure(f"smtp: no session for notice {notice}: {type(e).__name__}",
+            raise TemporaryFailure(f"smtp: no session for {about}: {type(e).__name__}",
                                    "connection") from None
         except aiosmtplib.SMTPException as e:
             # The server lacks something the configuration asks for (STARTTLS, AUTH).
-            raise TemporaryFailure(f"smtp: no session for notice {notice}: {type(e).__name__}",
+            raise TemporaryFailure(f"smtp: no session for {about}: {type(e).__name__}",
                                    "session") from None
         return smtp
+
+    async def try_check(self) -> None:
+        """Open a session and log in; the session joins the pool for the first send."""
+        smtp = await self._connect("the login check")
+        self._checkin(smtp)
 
     def _drop_idle(self) -> None:
         while self._idle:

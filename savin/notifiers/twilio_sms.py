@@ -1,13 +1,16 @@
-"""SMS through Twilio's Messages API, with the official SDK's async client.
+"""SMS through Twilio's Messages API, with the official SDK's async client,
+and Twilio's status callbacks.
 
-Twilio's error codes are mapped here, and only here, to savin's temporary and
-permanent failures (https://www.twilio.com/docs/api/errors).
+Everything Twilio-specific lives here: its error codes as savin's temporary,
+permanent and configuration faults (https://www.twilio.com/docs/api/errors),
+its message statuses as savin's, and the status callback's signature check
+and parsing (:class:`StatusCallbacks`); ``savin.web`` only carries the request.
 
 Two things about twilio 9.x's async client shape this module:
 
 * ``AsyncTwilioHttpClient`` does not apply its own ``timeout`` (each request
   passes ``timeout=None`` to aiohttp, which disables aiohttp's timeout), so
-  every send is bounded here with :func:`asyncio.timeout`.
+  every request is bounded here with :func:`asyncio.timeout`.
 * It logs each request's URL and headers at INFO (on ``twilio.http_client``
   and ``twilio.async_http_client``); :meth:`TwilioSMS.start` sets both to
   WARNING. ``TwilioRestException`` carries Twilio's message and the request
@@ -20,26 +23,40 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.parse
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from savin.domain.clock import utcnow
 from savin.notifiers.base import (
+    ConfigurationFault,
     DeliveryError,
     Notifier,
     Outbound,
     PermanentFailure,
     TemporaryFailure,
 )
+from savin.schemas import DeliveryResult, DeliveryStatus
 from savin.sealing import Sealer
 
-__all__ = ["TwilioSMS", "classify", "ERROR_CLASSES", "SUPPRESS_CODES"]
+__all__ = [
+    "TwilioSMS", "classify", "ERROR_CLASSES", "SUPPRESS_CODES", "TWILIO_STATUSES",
+    "StatusCallbacks", "CallbackVerdict",
+]
+
+#: The constructor arguments a refused authentication points at.
+CREDENTIALS = ("account_sid", "auth_token")
 
 #: Twilio error code -> what it means for savin.
 ERROR_CLASSES: dict[int, type[DeliveryError]] = {
-    20003: TemporaryFailure,  # authentication failed: wrong credentials, retried once operators fix them
+    20003: ConfigurationFault,  # authentication failed: wrong credentials; notices wait until they are fixed
     20429: TemporaryFailure,  # too many requests
     20500: TemporaryFailure,  # Twilio internal error
     20503: TemporaryFailure,  # Twilio unavailable
@@ -53,6 +70,14 @@ ERROR_CLASSES: dict[int, type[DeliveryError]] = {
 }
 #: Codes meaning the recipient opted out: no more notices to that contact until they opt in.
 SUPPRESS_CODES = frozenset({21610})
+
+#: Twilio MessageStatus -> savin status; statuses not listed are not recorded.
+TWILIO_STATUSES: dict[str, DeliveryStatus] = {
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "undelivered": DeliveryStatus.UNDELIVERED,
+    "failed": DeliveryStatus.FAILED,
+}
 
 _CONNECTION_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ConnectionError, OSError)
 _QUIET_LOGGERS = ("twilio.http_client", "twilio.async_http_client")
@@ -68,10 +93,13 @@ def classify(exc: BaseException, notice_id: str | None = None) -> DeliveryError:
         text = f"twilio refused {about}: error {label} (HTTP {status})"
         if code in SUPPRESS_CODES:
             return PermanentFailure(text + ", recipient opted out", label, suppress=True)
+        # 401: the account's credentials are wrong; once operators fix them a retry succeeds.
+        if code == 20003 or (code not in ERROR_CLASSES and status == 401):
+            return ConfigurationFault(f"twilio refused savin's credentials for {about}: error {label} (HTTP {status})",
+                                      label, fields=CREDENTIALS)
         if code in ERROR_CLASSES:
             return ERROR_CLASSES[code](text, label)
-        # 401: the account's credentials are wrong; once operators fix them a retry succeeds.
-        if status is None or status in (401, 429) or status >= 500:
+        if status is None or status == 429 or status >= 500:
             return TemporaryFailure(text, label)
         if 400 <= status < 500:
             return PermanentFailure(text, label)
@@ -131,6 +159,31 @@ class TwilioSMS(Notifier):
         self._http = None
         self._client = None
 
+    async def try_check(self) -> None:
+        """Fetch the account (``GET /2010-04-01/Accounts/{AccountSid}.json``): Twilio answers
+        401 (20003) for wrong credentials, and the account's status says whether it may send."""
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                account = await self._client.api.accounts(self._sid).fetch_async()
+        except TwilioRestException as e:
+            if e.status == 404:
+                raise ConfigurationFault(f"twilio has no account {self._sid} for these credentials",
+                                         str(e.code or "http-404"), fields=("account_sid",)) from None
+            failure = classify(e, None)
+            if isinstance(failure, ConfigurationFault):
+                raise ConfigurationFault(f"twilio refused the credentials of account {self._sid}: error {failure.code}",
+                                         failure.code, fields=failure.fields) from None
+            raise failure from None
+        except _CONNECTION_ERRORS as e:
+            raise TemporaryFailure(f"twilio unreachable for the account check: {type(e).__name__}",
+                                   "connection") from e
+        if account.status not in (None, "active"):
+            raise ConfigurationFault(f"twilio account {self._sid} is {account.status}", f"account-{account.status}",
+                                     fields=("account_sid",))
+
     def callback_url(self, params: dict[str, str]) -> str | None:
         """The StatusCallback for a notice: the configured URL with ``params`` as its query."""
         if not self._status_callback:
@@ -160,3 +213,79 @@ class TwilioSMS(Notifier):
         except _CONNECTION_ERRORS as e:
             raise classify(e, message.notice_id) from e
         return sent.sid
+
+
+# ---- status callbacks --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallbackVerdict:
+    """What a status callback amounts to. ``outcome`` is a metric label: ``accepted``,
+    ``ignored``, ``forged``, ``replayed`` or ``unknown-notice``; ``result`` is set when
+    accepted. ``reason`` names what is wrong, never a value from the request."""
+
+    outcome: str
+    result: DeliveryResult | None = None
+    reason: str | None = None
+
+
+class _SeenSignatures:
+    """Signatures already honoured, so a replayed callback is refused (bounded LRU)."""
+
+    def __init__(self, size: int = 100_000):
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, signature: str) -> bool:
+        if signature in self._seen:
+            return False
+        self._seen[signature] = None
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return True
+
+
+class StatusCallbacks:
+    """Twilio's status callbacks: the ``X-Twilio-Signature`` check, replay refusal,
+    and the callback as a :class:`DeliveryResult`.
+
+    Twilio signs the URL it was given (the configured ``StatusCallback`` with the
+    notice's query), so the signature is checked against ``public_url`` when set.
+    The notice is named by the query parameters :meth:`TwilioSMS.callback_url` added.
+    """
+
+    def __init__(self, auth_token: str, public_url: str | None = None, *, remember: int = 100_000):
+        self._validator = RequestValidator(auth_token)
+        self._public_url = public_url
+        self._seen = _SeenSignatures(remember)
+
+    def signed_url(self, request_url: str, raw_query: str) -> str:
+        """The URL Twilio signed, for a request that arrived at ``request_url``."""
+        url = self._public_url or request_url.split("?")[0]
+        return f"{url}?{raw_query}" if raw_query else url
+
+    def read(self, url: str, form: Mapping[str, str], query: Mapping[str, str], signature: str) -> CallbackVerdict:
+        """Judge one callback: ``url`` as :meth:`signed_url` gives it, the POSTed form, the query."""
+        params = dict(form)
+        if not signature or not self._validator.validate(url, params, signature):
+            return CallbackVerdict("forged", reason="invalid X-Twilio-Signature")
+        if not self._seen.add(signature):
+            return CallbackVerdict("replayed", reason="callback already received")
+        try:
+            notice_id = uuid.UUID(query["notice_id"])
+            registration_id = query["registration_id"]
+        except (KeyError, ValueError):
+            return CallbackVerdict("unknown-notice", reason="notice_id and registration_id query parameters required")
+        status = TWILIO_STATUSES.get(params.get("MessageStatus", ""))
+        if status is None:
+            return CallbackVerdict("ignored")
+        return CallbackVerdict("accepted", DeliveryResult(
+            notice_id=notice_id,
+            registration_id=registration_id,
+            status=status,
+            source="callback",
+            provider=TwilioSMS.provider,
+            provider_ref=params.get("MessageSid"),
+            error_code=params.get("ErrorCode") or None,
+            at=utcnow(),
+        ))

@@ -1,7 +1,7 @@
 """A fake Twilio REST API for the demo, the tests and the benchmark.
 
 It speaks the part of Twilio's 2010-04-01 API that savin uses (create a
-Message, fetch a Message) and validates every request against Twilio's
+Message, fetch a Message, fetch the Account) and validates every request against Twilio's
 published OpenAPI spec with ``openapi-core`` (see
 :mod:`savin.dev.testing.twilio_spec`). On top of the spec it checks the account's
 credentials and Twilio's own rules (a To, a Body, a From or Messaging Service),
@@ -9,7 +9,8 @@ and refuses form parameters the spec does not know, which Twilio would ignore
 silently, so a misspelt parameter shows up in tests.
 
 Errors are answered in Twilio's JSON shape. Faults are injected by destination
-number, the whole API can be switched into an outage, answers can be delayed,
+number, the whole API can be switched into an outage, the auth token can be
+rotated (the old one is then refused with 401 / 20003), answers can be delayed,
 and accepted messages get status callbacks signed as Twilio signs them
 (``sent`` then ``delivered`` or ``undelivered``, or out of order when asked).
 
@@ -39,13 +40,16 @@ from savin.dev.testing.recording import Recorder
 from savin.dev.testing.twilio_spec import Problem, SpecValidator
 from savin.rendering.gsm import count
 
-__all__ = ["FakeTwilio", "SentMessage", "Fault", "ERRORS", "MESSAGES", "MESSAGE"]
+__all__ = ["FakeTwilio", "SentMessage", "Fault", "ERRORS", "MESSAGES", "MESSAGE", "ACCOUNT", "OPERATIONS"]
 
 log = logging.getLogger("savin.dev.testing.fake_twilio")
 
 API_VERSION = "2010-04-01"
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 MESSAGE = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
+ACCOUNT = "/2010-04-01/Accounts/{Sid}.json"
+#: The operations the fake serves, each validated against Twilio's spec.
+OPERATIONS = {MESSAGES: ["post"], MESSAGE: ["get"], ACCOUNT: ["get"]}
 
 #: Twilio error code -> (HTTP status, message), as Twilio words them.
 ERRORS: dict[int, tuple[int, str]] = {
@@ -138,10 +142,12 @@ class FakeTwilio(Recorder[SentMessage]):
         #: ``time.monotonic()`` until which every message request gets ``outage_code``.
         self.outage_until = 0.0
         self.outage_code = 20503
-        self._validator = SpecValidator({MESSAGES: ["post"], MESSAGE: ["get"]})
+        #: The account's ``status`` as the account fetch answers it (active, suspended or closed).
+        self.account_status = "active"
+        self._validator = SpecValidator(OPERATIONS)
         self._message_fields = self._validator.form_fields[(MESSAGES, "post")]
-        self._expected_auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-        self._signer = RequestValidator(auth_token)
+        self._created = time.time()
+        self.rotate_auth_token(auth_token)
         self._statuses: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -187,34 +193,43 @@ class FakeTwilio(Recorder[SentMessage]):
     def end_outage(self) -> None:
         self.outage_until = 0.0
 
+    def rotate_auth_token(self, auth_token: str) -> None:
+        """Make ``auth_token`` the account's token, as Twilio's console does: requests
+        with any other are refused (401, 20003), and callbacks are signed with it."""
+        self.auth_token = auth_token
+        self._expected_auth = "Basic " + base64.b64encode(f"{self.account_sid}:{auth_token}".encode()).decode()
+        self._signer = RequestValidator(auth_token)
+
     # ---- the API ------------------------------------------------------------------------
 
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_post(MESSAGES, self._create_message)
         app.router.add_get(MESSAGE, self._fetch_message)
+        app.router.add_get(ACCOUNT, self._fetch_account)
         app.router.add_route("*", "/{tail:.*}", self._other)
         return app
 
-    async def _check(self, request: web.Request) -> tuple[bytes, web.Response | None]:
-        """The request's body, and the answer if it breaks the spec or is not authenticated."""
+    async def _check(self, request: web.Request, account: str = "AccountSid") -> tuple[bytes, web.Response | None]:
+        """The request's body, and the answer if it breaks the spec or is not authenticated.
+        ``account`` is the path parameter naming the account."""
         body = await request.read()
         problems = self._validator.problems(request.method, request.path, request.headers,
                                             request.content_type, body, request.query)
         if unroutable := [p for p in problems if p.kind in ("path", "method")]:
             self._refuse(request.path, "; ".join(p.reason for p in unroutable))
             return body, _error(20004 if unroutable[0].kind == "method" else 20404)
-        if any(p.kind == "security" for p in problems) or not self._authenticated(request):
+        if any(p.kind == "security" for p in problems) or not self._authenticated(request, account):
             self._refuse(request.path, "authentication failed")
             return body, _error(20003)
         if problems:
             return body, self._invalid(request.path, problems)
         return body, None
 
-    def _authenticated(self, request: web.Request) -> bool:
+    def _authenticated(self, request: web.Request, account: str = "AccountSid") -> bool:
         given = request.headers.get("Authorization", "")
         return (hmac.compare_digest(given.encode(), self._expected_auth.encode())
-                and request.match_info.get("AccountSid") == self.account_sid)
+                and request.match_info.get(account) == self.account_sid)
 
     def _invalid(self, path: str, problems: list[Problem]) -> web.Response:
         reason = "; ".join(p.reason for p in problems)
@@ -282,6 +297,21 @@ class FakeTwilio(Recorder[SentMessage]):
         with self._lock:
             status = self._statuses.get(sid, "queued")
         return web.json_response(self._resource(found, status))
+
+    async def _fetch_account(self, request: web.Request) -> web.Response:
+        _, refusal = await self._check(request, account="Sid")
+        if refusal is not None:
+            return refusal
+        created = _rfc2822(self._created)
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}"
+        return web.json_response({
+            # Twilio answers the token too; the fake keeps it to itself.
+            "auth_token": None, "date_created": created, "date_updated": created,
+            "friendly_name": "savin fake account", "owner_account_sid": self.account_sid,
+            "sid": self.account_sid, "status": self.account_status,
+            "subresource_uris": {"messages": f"{base}/Messages.json"},
+            "type": "Full", "uri": f"{base}.json",
+        })
 
     def _resource(self, m: SentMessage, status: str) -> dict:
         """A Message resource as Twilio answers it."""

@@ -2,8 +2,8 @@
 
 It behaves like a strict submission server: STARTTLS with a self-signed
 certificate is required before anything else, AUTH (PLAIN or LOGIN) is
-required before MAIL, and every accepted message is recorded, parsed, as a
-:class:`CaughtMail`. Faults are injected by recipient address (answered at
+required before MAIL, and every accepted message is recorded, parsed and as
+the bytes that arrived, as a :class:`CaughtMail`. Faults are injected by recipient address (answered at
 RCPT time) or for a while for every transaction (:meth:`SmtpCatcher.outage`).
 
 The server runs in its own thread (aiosmtpd's ``Controller``), so it serves a
@@ -42,6 +42,8 @@ class CaughtMail:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     at: float
+    #: The message exactly as the client sent it (after the DATA dot-unstuffing).
+    raw: bytes = b""
 
 
 def self_signed_context(directory: Path) -> ssl.SSLContext:
@@ -203,7 +205,7 @@ class SmtpCatcher(Recorder[CaughtMail]):
         assert isinstance(raw, bytes)
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        self._record(CaughtMail(envelope.mail_from or "", tuple(envelope.rcpt_tos), message, time.time()))
+        self._record(CaughtMail(envelope.mail_from or "", tuple(envelope.rcpt_tos), message, time.time(), raw))
         return "250 2.0.0 Message accepted"
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
