@@ -1,4 +1,6 @@
-"""SMS segment counting and GSM-7 downgrading."""
+"""SMS segment counting, typographic downgrading and cutting."""
+
+import unicodedata
 
 import pytest
 
@@ -68,16 +70,22 @@ def test_is_gsm():
     assert not gsm.is_gsm("🙂")
 
 
-def test_downgrade_keeps_gsm_letters_and_maps_the_rest():
-    assert gsm.downgrade("¿Está aquí? Sí, mañana a las 9 ñ é É ü") == "¿Esta aqui? Si, mañana a las 9 ñ é É ü"
-    assert gsm.downgrade("ÁÍÓÚ áíóú ç") == "AIOU aiou Ç"
+def test_downgrade_changes_typography_only():
     assert gsm.downgrade("“Quoted” ‘single’ – — …\u00a0x") == "\"Quoted\" 'single' - - ... x"
-    assert gsm.is_gsm(gsm.downgrade("Notificación a víctimas: audiencia programada"))
+    text = "¿Está aquí? Sí, mañana. ÁÍÓÚ áíóú ç Zoë Gal·la"
+    assert gsm.downgrade(text) == text
+    assert gsm.count(gsm.downgrade("Notificación a víctimas: audiencia programada")).encoding == "UCS-2"
+
+
+def test_no_letter_is_ever_downgraded():
+    for char, replacement in gsm._DOWNGRADES.items():
+        assert not unicodedata.category(char).startswith("L"), char
+        assert gsm.is_gsm(replacement)
 
 
 def test_downgrade_leaves_what_has_no_equivalent():
-    text = gsm.downgrade("Łukasz Żółć 🙂")
-    assert text == "Łukasz Żołć 🙂"
+    text = gsm.downgrade("Łukasz Żółć 🙂 – ok")
+    assert text == "Łukasz Żółć 🙂 - ok"
     assert gsm.count(text).encoding == "UCS-2"
 
 
@@ -104,3 +112,15 @@ def test_fit_leaves_short_text_alone_and_counts_ucs2():
 def test_fit_without_room_for_the_end_cuts_plainly():
     cut = gsm.fit("x" * 400 + "y" * 200, 1, keep_end="y" * 200)
     assert cut == "x" * 157 + "..."
+
+
+def test_a_cut_never_parts_a_letter_from_its_accents():
+    decomposed = unicodedata.normalize("NFD", "Ángel")  # "A", a combining acute, "ngel"
+    assert gsm.cut(decomposed, 1) == ""
+    assert gsm.cut(decomposed, 2) == decomposed[:2]
+    assert gsm.cut("Ángel", 1) == "Á"
+    for budget in (1, 2, 3):
+        for extra in range(3):
+            cut = gsm.fit("x" * extra + unicodedata.normalize("NFD", "Á" * 300), budget)
+            assert cut.endswith("...") and not cut[:-3].endswith("A")
+            assert gsm.count(cut).segments <= budget

@@ -1,5 +1,7 @@
-"""Rendering events into SMS and email: every template, length budgets,
-languages, timezones, escaping and template faults."""
+"""Rendering events into SMS and email: every template, languages, timezones,
+the retraction's wording, escaping, template faults and the channel classes.
+Budgets are in test_rendering_budgets.py, Spanish spelling in
+test_rendering_spanish.py."""
 
 import json
 from pathlib import Path
@@ -7,36 +9,29 @@ from pathlib import Path
 import pytest
 
 from savin.rendering import (
+    CHANNEL_TEMPLATES,
+    ChannelTemplate,
+    EmailTemplate,
     RenderedEmail,
     RenderedSMS,
     Renderer,
+    SMSTemplate,
     TemplateError,
+    format_date,
     format_money,
     gsm,
+    label,
 )
-from savin.schemas.events import EVENT_TYPES, Urgency, parse_event
+from savin.schemas.events import EVENT_TYPES, parse_event
+from savin.schemas.payloads import RetractableType
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "events"
 LANGUAGES = ("en", "es")
-URGENT = [t for t, spec in EVENT_TYPES.items() if spec.urgency is Urgency.URGENT]
-ROUTINE = [t for t, spec in EVENT_TYPES.items() if spec.urgency is Urgency.ROUTINE]
-HEARINGS_WITH_DETAILS = ("HEARING_SCHEDULED", "HEARING_RESCHEDULED")
+RETRACTABLE = RetractableType.__args__
 
-SENDER = {"en": "MO Victim Notification:", "es": "Notificacion a victimas MO:"}
-SENDER_UCS2 = {"en": "MO Victim Notification:", "es": "Notificación a víctimas MO:"}
+SENDER = {"en": "MO Victim Notification:", "es": "Notificación a víctimas MO:"}
 STOP = {"en": "Reply STOP to opt out", "es": "Responda STOP para cancelar"}
 OFFICE = {"en": "Office of Victim Services", "es": "Oficina de Servicios a Víctimas"}
-
-#: Payload fields that are free text, with the longest value the schema allows.
-FREE_TEXT = {
-    "facility": 200, "from_facility": 200, "to_facility": 200, "district_office": 200, "location": 200,
-    "hearing_id": 200, "case_number": 200, "reason": 200, "how_to_attend": 500,
-}
-LONG_NAME = ("Maximilian Bartholomew Featherstonehaugh-Wolfeschlegelsteinhausen " * 4)[:200]
-
-
-def words(n: int) -> str:
-    return ("Northeast Correctional Center and Probation District Office " * 10)[:n]
 
 
 def event(event_type: str, *, payload: dict | None = None, **envelope) -> dict:
@@ -45,13 +40,6 @@ def event(event_type: str, *, payload: dict | None = None, **envelope) -> dict:
     doc.update(envelope)
     doc["payload"].update(payload or {})
     return parse_event(json.dumps(doc)).model_dump(mode="json")
-
-
-def maxed(event_type: str, name: str = LONG_NAME, **envelope) -> dict:
-    """``event_type`` with every free-text field as long as the schema allows."""
-    doc = json.loads((EXAMPLES / f"{event_type}.json").read_text())
-    longest = {k: words(n) for k, n in FREE_TEXT.items() if k in doc["payload"]}
-    return event(event_type, payload=longest, offender_name=name, **envelope)
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +59,6 @@ def email(renderer, ev, language="en", timezone="America/Chicago") -> RenderedEm
     return out
 
 
-def segment_budget(event_type: str) -> int:
-    if EVENT_TYPES[event_type].urgency is Urgency.URGENT:
-        return 2
-    return 4 if event_type in HEARINGS_WITH_DETAILS else 3
-
-
 # ---- every template -------------------------------------------------------
 
 
@@ -90,8 +72,12 @@ def test_every_example_renders_as_sms(renderer, event_type, language):
     assert "John Q. Doe" in out.text and "MO-1048576" in out.text
     assert "\n" not in out.text and "  " not in out.text
     assert out.segments == gsm.count(out.text)
-    assert out.segments.encoding == "GSM-7"
-    assert out.segments.segments <= segment_budget(event_type)
+    # English stays GSM-7; correct Spanish needs á, í, ó or ú, so it is UCS-2.
+    assert out.segments.encoding == ("GSM-7" if language == "en" else "UCS-2")
+    assert out.segments.segments <= EVENT_TYPES[event_type].sms_segments
+    # The example fits in the full wording, nothing cut.
+    full = renderer.template(event_type, "sms", language).text(ev, "America/Chicago", compact=False)
+    assert out.text == full and "..." not in out.text
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -122,71 +108,6 @@ def test_urgent_subjects_say_so(renderer):
     assert email(renderer, event("ABSCONDED"), "es").subject.startswith("URGENTE")
 
 
-# ---- SMS length budgets ---------------------------------------------------
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", URGENT)
-def test_urgent_sms_fit_two_segments_with_the_longest_fields(renderer, event_type, language):
-    out = sms(renderer, maxed(event_type), language)
-    assert out.segments.encoding == "GSM-7"
-    assert out.segments.segments <= 2
-    assert out.text.startswith(SENDER[language] + " ") and "Maximilian Bartholomew" in out.text
-    assert "..." in out.text  # the name or the places were cut, not the message
-    assert "MO-1048576" in out.text and out.text.endswith(STOP[language])
-
-
-@pytest.mark.parametrize("name", ["Łukasz Żółć", ("Łukasz Żółć-Brzęczyszczykiewicz " * 7)[:200]])
-@pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", URGENT)
-def test_urgent_sms_fit_two_segments_in_ucs2(renderer, event_type, language, name):
-    out = sms(renderer, maxed(event_type, name), language)
-    assert out.segments.encoding == "UCS-2"
-    assert out.segments.segments <= 2 and out.segments.units <= 134
-    assert out.text.startswith(SENDER_UCS2[language] + " ")
-    assert "Łukasz" in out.text and "MO-1048576" in out.text
-    assert out.text.endswith(STOP[language])
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", ["ESCAPED", "ABSCONDED"])
-def test_escape_advice_survives_shortening(renderer, event_type, language):
-    for name in (LONG_NAME, "Łukasz Żółć"):
-        assert "911" in sms(renderer, maxed(event_type, name), language).text
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", ROUTINE)
-def test_routine_sms_fit_their_budget_with_the_longest_fields(renderer, event_type, language):
-    for name in (LONG_NAME, "Łukasz Żółć", ("Żółć " * 40)[:200]):
-        out = sms(renderer, maxed(event_type, name), language)
-        assert out.segments.segments <= segment_budget(event_type) <= 4
-        assert out.segments == gsm.count(out.text)
-        sender = SENDER[language] if out.segments.encoding == "GSM-7" else SENDER_UCS2[language]
-        assert out.text.startswith(sender + " ")
-        assert out.text.endswith(STOP[language])
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
-def test_a_text_that_cannot_fit_is_cut_keeping_the_opt_out_line(renderer, language):
-    ev = maxed("ESCAPED", ("Żółć " * 40)[:200], offender_id="MO-" + "9" * 61)
-    out = sms(renderer, ev, language)
-    assert out.segments.segments <= 2
-    assert out.text.endswith("... " + STOP[language])
-
-
-def test_ucs2_text_keeps_its_accents(renderer):
-    out = sms(renderer, event("RELEASED", offender_name="Łukasz Żółć"), "es")
-    assert out.segments.encoding == "UCS-2"
-    assert "Żółć" in out.text and out.text.startswith("Notificación a víctimas MO:")
-
-
-def test_gsm_text_is_downgraded(renderer):
-    out = sms(renderer, event("RELEASED", offender_name="José Ramón Núñez"), "es")
-    assert out.segments.encoding == "GSM-7"
-    assert "José Ramon Nuñez" in out.text  # é and ñ are GSM-7, ó is not
-
-
 # ---- languages, time, money, labels ---------------------------------------
 
 
@@ -198,24 +119,24 @@ def test_unknown_language_falls_back_to_the_default(renderer):
 
 def test_default_language_is_configurable():
     es = Renderer(default_language="es")
-    assert sms(es, event("RELEASED"), "fr").text.startswith(SENDER["es"])
+    assert sms(es, event("RELEASED"), "fr").text.startswith(SENDER["es"] + " ")
 
 
 @pytest.mark.parametrize("event_type", list(EVENT_TYPES))
 def test_spanish_notices_are_in_spanish(renderer, event_type):
     ev = event(event_type)
     es_sms, en_sms = sms(renderer, ev, "es").text, sms(renderer, ev, "en").text
-    spanish = ("libertad", "audiencia", "fugo", "custodia", "centro", "fallecio", "condena", "indulto",
-               "restitucion", "aviso", "paradero")
+    spanish = ("libertad", "audiencia", "fugó", "custodia", "centro", "falleció", "condena", "indulto",
+               "restitución", "aviso", "paradero")
     assert any(w in es_sms for w in spanish)
     assert not any(w in en_sms for w in spanish)
     assert "Responda" in es_sms and "Reply" not in es_sms
 
 
 def test_released_and_hearing_wording(renderer):
-    assert "salio en libertad" in sms(renderer, event("RELEASED"), "es").text
+    assert "salió en libertad de Jefferson City Correctional Center" in sms(renderer, event("RELEASED"), "es").text
     assert "was released from Jefferson City Correctional Center" in sms(renderer, event("RELEASED"), "en").text
-    for t in HEARINGS_WITH_DETAILS + ("HEARING_CANCELLED", "HEARING_DECISION"):
+    for t in ("HEARING_SCHEDULED", "HEARING_RESCHEDULED", "HEARING_CANCELLED", "HEARING_DECISION"):
         assert "audiencia" in sms(renderer, event(t), "es").text
         assert "hearing" in sms(renderer, event(t), "en").text
 
@@ -226,7 +147,9 @@ def test_times_are_shown_in_the_registrants_timezone(renderer):
     assert "Feb 10, 2027 10:30 AM EST" in sms(renderer, ev, "en", "America/New_York").text
     assert "10 feb 2027, 9:30 CST" in sms(renderer, ev, "es", "America/Chicago").text
     assert "When: Wednesday, February 10, 2027, at 9:30 AM CST" in email(renderer, ev).text
-    assert "Cuándo: miércoles 10 de febrero de 2027, 10:30 EST" in email(renderer, ev, "es", "America/New_York").text
+    assert "Cuándo: miércoles 10 de febrero de 2027, a las 10:30 EST" in email(renderer, ev, "es", "America/New_York").text
+    one = event("HEARING_SCHEDULED", payload={"starts_at": "2027-02-10T01:05:00-06:00"})
+    assert "Cuándo: miércoles 10 de febrero de 2027, a la 1:05 CST" in email(renderer, one, "es").text
 
 
 def test_times_follow_daylight_saving_and_the_24_hour_clock(renderer):
@@ -244,12 +167,16 @@ def test_an_unknown_timezone_keeps_the_events_own_offset(renderer):
 
 def test_dates_money_and_labels(renderer):
     assert "on or about Mar 15, 2027" in sms(renderer, event("RELEASE_SCHEDULED")).text
-    assert "hacia el 15 mar 2027" in sms(renderer, event("RELEASE_SCHEDULED"), "es").text
+    assert "alrededor del 15 mar 2027" in sms(renderer, event("RELEASE_SCHEDULED"), "es").text
     assert "Monday, March 15, 2027" in email(renderer, event("RELEASE_SCHEDULED")).text
     payment = event("RESTITUTION_PAYMENT", payload={"amount": "1250.00", "balance": "1234567.05"})
     assert "$1,250.00" in sms(renderer, payment).text and "$1,234,567.05" in sms(renderer, payment).text
     assert "Monto pagado: $1,250.00 USD" in email(renderer, payment, "es").text
     assert format_money("1250", "EUR", "en") == "1,250.00 EUR"
+    # The day a moment fell on where the registrant lives.
+    assert format_date("2026-11-20T23:30:00-06:00", "en", timezone="America/Chicago") == "Nov 20, 2026"
+    assert format_date("2026-11-20T23:30:00-06:00", "es", timezone="America/New_York") == "21 nov 2026"
+    assert format_date("2026-11-20T23:30:00-06:00", "en", "long") == "Friday, November 20, 2026"
     released = event("RELEASED", payload={"release_type": "conditional_release"})
     assert "Release type: conditional release." in sms(renderer, released).text
     assert "Tipo de liberación: liberación condicional obligatoria." in email(renderer, released, "es").text
@@ -264,12 +191,69 @@ def test_optional_fields_may_be_absent(renderer):
     assert "Reason: Hearing withdrawn by the board." in sms(renderer, event("HEARING_CANCELLED")).text
 
 
-def test_a_retraction_says_the_earlier_notice_was_wrong_and_why(renderer):
-    ev = event("EVENT_RETRACTED")
-    text = sms(renderer, ev).text
-    assert "sent in error" in text and "Record entered in error by the facility" in text
-    assert ev["payload"]["retracted_event_id"] not in text
-    assert "se envio por error" in sms(renderer, ev, "es").text
+def test_a_retraction_names_the_notice_by_its_kind_and_date(renderer):
+    ev = event("EVENT_RETRACTED")  # withdraws RELEASED of 2026-11-20T09:15:00-06:00
+    en, es = sms(renderer, ev, "en").text, sms(renderer, ev, "es").text
+    assert en == (
+        "MO Victim Notification: Correction: our notice of Nov 20, 2026 that John Q. Doe (MO-1048576)"
+        " was released was sent in error. Reason: Record entered in error by the facility."
+        " We are sorry for any worry it caused. Reply STOP to opt out"
+    )
+    assert es == (
+        "Notificación a víctimas MO: Corrección: nuestro aviso del 20 nov 2026 sobre la salida en libertad"
+        " de John Q. Doe (MO-1048576) se envió por error. Motivo: Record entered in error by the facility."
+        " Lamentamos la preocupación que le haya causado. Responda STOP para cancelar"
+    )
+    assert ev["payload"]["retracted_event_id"] not in en + es
+
+    en_mail, es_mail = email(renderer, ev, "en"), email(renderer, ev, "es")
+    assert en_mail.subject == "Correction: notice of Nov 20, 2026 sent in error: John Q. Doe (MO-1048576)"
+    assert es_mail.subject == "Corrección: aviso del 20 nov 2026 enviado por error: John Q. Doe (MO-1048576)"
+    assert en_mail.text.startswith(
+        "Our notice of Friday, November 20, 2026, saying that John Q. Doe (offender ID MO-1048576)"
+        " was released, was sent in error. Please disregard it.\n\nReason: Record entered in error by the facility.\n"
+    )
+    assert es_mail.text.startswith(
+        "Nuestro aviso del viernes 20 de noviembre de 2026 sobre la salida en libertad de John Q. Doe"
+        " (número de identificación MO-1048576) se envió por error. Por favor, no lo tenga en cuenta.\n\n"
+        "Motivo: Record entered in error by the facility.\n"
+    )
+    assert "<p>Our notice of Friday, November 20, 2026, saying that John Q. Doe" in en_mail.html
+    # The id stays in the email only as a reference for a call to the office.
+    assert ev["payload"]["retracted_event_id"] in en_mail.text and ev["payload"]["retracted_event_id"] in es_mail.text
+
+
+def test_a_retraction_dates_the_notice_where_the_registrant_lives(renderer):
+    late = event("EVENT_RETRACTED", payload={"retracted_occurred_at": "2026-11-20T23:30:00-06:00"})
+    assert "our notice of Nov 20, 2026 that" in sms(renderer, late, "en", "America/Chicago").text
+    assert "our notice of Nov 21, 2026 that" in sms(renderer, late, "en", "America/New_York").text
+    assert "nuestro aviso del 21 nov 2026 sobre" in sms(renderer, late, "es", "America/New_York").text
+    es_mail = email(renderer, late, "es", "America/New_York").text
+    assert "Nuestro aviso del sábado 21 de noviembre de 2026 sobre" in es_mail
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("retracted", RETRACTABLE)
+def test_a_retraction_names_every_kind_of_notice_in_words(renderer, retracted, language):
+    kind = label("event_kind", retracted, language)
+    assert kind and "_" not in kind and not kind.isupper()
+    ev = event("EVENT_RETRACTED", payload={"retracted_event_type": retracted})
+    text, mail = sms(renderer, ev, language).text, email(renderer, ev, language)
+    if language == "en":
+        assert f"our notice of Nov 20, 2026 that John Q. Doe (MO-1048576) {kind} was sent in error." in text
+        assert f"saying that John Q. Doe (offender ID MO-1048576) {kind}, was sent in error." in mail.text
+    else:
+        assert f"nuestro aviso del 20 nov 2026 sobre {kind} de John Q. Doe (MO-1048576) se envió por error." in text
+        assert f"sobre {kind} de John Q. Doe (número de identificación MO-1048576) se envió por error." in mail.text
+    assert retracted not in text + mail.text
+
+
+def test_every_kind_has_its_own_words(renderer):
+    for language in LANGUAGES:
+        kinds = [label("event_kind", t, language) for t in RETRACTABLE]
+        assert len(set(kinds)) == len(RETRACTABLE)
+    assert label("event_kind", "ESCAPED", "es") == "la fuga"
+    assert label("event_kind", "ESCAPED", "fr") == "had escaped"  # English when a language has none
 
 
 # ---- escaping -------------------------------------------------------------
@@ -284,7 +268,7 @@ def test_html_is_escaped_only_in_the_html_part(renderer, language):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Doe" in out.html
     assert "Fulton &#34;R&amp;D&#34; &lt;b&gt;Center&lt;/b&gt;" in out.html
     assert "<script>alert(1)</script> Doe" in out.text and 'Fulton "R&D" <b>Center</b>' in out.text
-    assert out.subject.startswith(("Release notice: <script>", "Aviso de liberación: <script>"))
+    assert out.subject.startswith(("Release notice: <script>", "Aviso de salida en libertad: <script>"))
     assert "<script>alert(1)</script>" in sms(renderer, ev, language).text
 
 
@@ -333,3 +317,41 @@ def test_an_unknown_channel_or_event_type_is_a_template_error(renderer):
 
 def test_a_language_cannot_reach_outside_the_template_folder(renderer):
     assert renderer.render(event("PARDON"), "sms", "../en", "UTC") == renderer.render(event("PARDON"), "sms", "en", "UTC")
+
+
+# ---- one template class per channel ----------------------------------------
+
+
+def test_each_channel_has_its_template_class(renderer):
+    assert CHANNEL_TEMPLATES == {"sms": SMSTemplate, "email": EmailTemplate}
+    sms_template = renderer.template("RELEASED", "sms", "es")
+    assert isinstance(sms_template, SMSTemplate)
+    assert (sms_template.name, sms_template.language) == ("es/RELEASED.sms.j2", "es")
+    assert sms_template.max_segments == EVENT_TYPES["RELEASED"].sms_segments
+    assert sms_template.stop == STOP["es"]
+    assert isinstance(renderer.template("RELEASED", "email", "fr"), EmailTemplate)
+    assert renderer.template("RELEASED", "email", "fr").language == "en"
+
+
+def test_a_new_channel_is_one_class(tmp_path, monkeypatch):
+    class VoiceTemplate(ChannelTemplate):
+        channel = "voice"
+
+        def __init__(self, name, language, template):
+            super().__init__(name, language)
+            self.template = template
+
+        @classmethod
+        def load(cls, envs, name, language, event_type):
+            return cls(name, language, envs.text.get_template(name))
+
+        def render(self, event, timezone):
+            return " ".join(self.call(self.template, self.context(event, timezone)).split())
+
+    monkeypatch.setitem(CHANNEL_TEMPLATES, "voice", VoiceTemplate)
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "RELEASED.voice.j2").write_text(
+        "{{ offender }} was released on {{ event.occurred_at|datetime('long') }}."
+    )
+    said = Renderer(template_dir=tmp_path).render(event("RELEASED"), "voice", "en", "America/Chicago")
+    assert said == "John Q. Doe was released on Friday, November 20, 2026, at 2:05 PM CST."

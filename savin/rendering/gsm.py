@@ -10,12 +10,14 @@ UTF-16 code units, each part of a longer message 67. A character outside the
 Basic Multilingual Plane (most emoji) is a surrogate pair of two code units,
 and a pair is never split across parts either.
 
-:func:`downgrade` replaces common typographic and accented characters with
-GSM-7 look-alikes, so ordinary English and Spanish text stays GSM-7.
+:func:`downgrade` replaces typographic characters (curly quotes, dashes,
+special spaces) with their GSM-7 equivalents; it never touches a letter, so
+a word or a name that needs UCS-2 keeps its accents and the text is UCS-2.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +27,7 @@ __all__ = [
     "GSM_EXTENSION",
     "Segments",
     "count",
+    "cut",
     "downgrade",
     "fit",
     "is_gsm",
@@ -103,6 +106,14 @@ def _parts(text: str, units: int, single: int, part: int, width: Callable[[str],
     return parts
 
 
+def cut(text: str, n: int) -> str:
+    """The first ``n`` characters of ``text``, or fewer so that a letter is
+    never parted from the accents that follow it (``"A\u0301"`` is one letter)."""
+    while 0 < n < len(text) and unicodedata.combining(text[n]):
+        n -= 1
+    return text[:n]
+
+
 def fit(text: str, max_segments: int, *, keep_end: str = "", ellipsis: str = "...") -> str:
     """The longest cut of ``text`` that fits in ``max_segments``.
 
@@ -119,7 +130,7 @@ def fit(text: str, max_segments: int, *, keep_end: str = "", ellipsis: str = "..
         head = text
 
     def candidate(n: int) -> str:
-        return head[:n].rstrip() + ellipsis + tail
+        return cut(head, n).rstrip() + ellipsis + tail
 
     lo, hi = 0, len(head)  # candidate(lo) fits (checked above or below), candidate(hi) does not
     if count(candidate(0)).segments > max_segments:
@@ -138,24 +149,17 @@ def _prefix(text: str, max_segments: int) -> str:
     lo, hi = 0, len(text)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if count(text[:mid]).segments <= max_segments:
+        if count(cut(text, mid)).segments <= max_segments:
             lo = mid
         else:
             hi = mid
-    return text[:lo]
+    return cut(text, lo)
 
 
+#: Typographic characters and their GSM-7 equivalents. No letter is here (nor
+#: the middle dot, which is part of Catalan words such as "Gal·la"): a letter
+#: outside GSM-7 (á, í, ó, ú, Ł, ...) is written as it is, in UCS-2.
 _DOWNGRADES: dict[str, str] = {
-    # Accented letters outside GSM-7 (é É ñ Ñ ü Ü à è ì ò ù Ç ¿ ¡ stay as they are).
-    "á": "a", "í": "i", "ó": "o", "ú": "u", "ý": "y", "ÿ": "y",
-    "â": "a", "ê": "e", "î": "i", "ô": "o", "û": "u",
-    "ã": "a", "õ": "o", "ë": "e", "ï": "i",
-    "Á": "A", "Í": "I", "Ó": "O", "Ú": "U", "Ý": "Y",
-    "Â": "A", "Ê": "E", "Î": "I", "Ô": "O", "Û": "U",
-    "À": "A", "È": "E", "Ì": "I", "Ò": "O", "Ù": "U",
-    "Ã": "A", "Õ": "O", "Ë": "E", "Ï": "I",
-    "ç": "Ç",
-    # Punctuation and spaces.
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
     "\u00b4": "'", "`": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
@@ -163,7 +167,7 @@ _DOWNGRADES: dict[str, str] = {
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
     "\u2015": "-", "\u2212": "-",
     "\u2026": "...",
-    "\u2022": "-", "\u00b7": ".",
+    "\u2022": "-",
     "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2007": " ", "\u2009": " ",
     "\u202f": " ", "\t": " ",
     "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "",
@@ -172,10 +176,10 @@ _TABLE = str.maketrans(_DOWNGRADES)
 
 
 def downgrade(text: str) -> str:
-    """``text`` with common non-GSM characters replaced by GSM-7 equivalents.
+    """``text`` with typographic non-GSM characters replaced by GSM-7 equivalents.
 
-    Characters with no equivalent are left alone, so the text then counts
-    as UCS-2.
+    Everything else (every letter among them) is left alone, so a text with
+    such a character still counts as UCS-2.
     """
     if is_gsm(text):
         return text

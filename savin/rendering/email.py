@@ -1,0 +1,55 @@
+"""The email channel: a subject, a plain-text part and an HTML part.
+
+An email template extends ``base.email.j2`` and fills ``subject`` and
+``body``; the base lays out the three parts and renders the one named by the
+``part`` variable. ``subject`` and ``text`` come from the environment without
+autoescaping and ``html`` from the one with it, so a name such as
+``<script>`` is escaped in the HTML part and left as written in the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from savin.rendering.channel import ChannelTemplate, Environments
+from savin.rendering.filters import BLANK_LINES
+
+__all__ = ["RenderedEmail", "EmailTemplate"]
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class EmailTemplate(ChannelTemplate):
+    """An event type's email in one language."""
+
+    channel = "email"
+
+    def __init__(self, name: str, language: str, text: jinja2.Template, html: jinja2.Template):
+        super().__init__(name, language)
+        self.text_template = text
+        self.html_template = html
+
+    @classmethod
+    def load(cls, envs: Environments, name: str, language: str, event_type: str) -> EmailTemplate:
+        return cls(name, language, envs.text.get_template(name), envs.html.get_template(name))
+
+    def render(self, event: dict[str, Any], timezone: str) -> RenderedEmail:
+        context = self.context(event, timezone)
+        subject = self.call(self.text_template, {**context, "part": "subject"})
+        text = self.call(self.text_template, {**context, "part": "text"})
+        html = self.call(self.html_template, {**context, "part": "html"})
+        return RenderedEmail(" ".join(subject.split()), _tidy_paragraphs(text), html.strip() + "\n")
+
+
+def _tidy_paragraphs(text: str) -> str:
+    """Paragraphs separated by one blank line, each on one line."""
+    paragraphs = (" ".join(p.split()) for p in BLANK_LINES.split(text))
+    return "\n\n".join(p for p in paragraphs if p) + "\n"
