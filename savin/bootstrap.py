@@ -149,7 +149,7 @@ async def check_providers(notifiers: Iterable[Notifier]) -> list[str]:
 
     async def one(n: Notifier) -> None:
         try:
-            await n.check()
+            await n.check(record=False)
         except ConfigurationFault as e:
             names = setting_names(n.provider, e) or [f"the {n.provider} settings"]
             refused.append(f"{n.provider} refused the configuration in {', '.join(names)} ({e})")

@@ -120,6 +120,11 @@ class Notifier(abc.ABC):
     # ---- configuration faults ------------------------------------------------------
 
     @property
+    def _log(self) -> logging.Logger:
+        # Its own logger, so one provider's lines are never taken for repeats of another's.
+        return logging.getLogger(f"savin.notifiers.{self.provider}")
+
+    @property
     def config_fault(self) -> ConfigurationFault | None:
         """The configuration fault of the last send or check, while it lasts."""
         return self._fault
@@ -132,7 +137,7 @@ class Notifier(abc.ABC):
         self._fault = fault
         if first or now - self._fault_logged_at >= self.fault_log_interval:
             repeats = f" ({self._fault_unlogged} more since the last report)" if self._fault_unlogged else ""
-            log.error("%s refuses savin's configuration: %s%s", self.provider, fault, repeats)
+            self._log.error("%s refuses savin's configuration: %s%s", self.provider, fault, repeats)
             self._fault_logged_at, self._fault_unlogged = now, 0
         else:
             self._fault_unlogged += 1
@@ -140,20 +145,22 @@ class Notifier(abc.ABC):
     def _clear_fault(self) -> None:
         metrics.PROVIDER_CONFIG_OK.labels(provider=self.provider).set(1)
         if self._fault is not None:
-            log.warning("%s accepts savin's configuration again", self.provider)
+            self._log.warning("%s accepts savin's configuration again", self.provider)
             self._fault, self._fault_unlogged = None, 0
 
-    async def check(self) -> None:
+    async def check(self, *, record: bool = True) -> None:
         """Ask the provider whether it accepts savin's configuration.
 
         Raises :class:`ConfigurationFault` when it refuses, and
         :class:`TemporaryFailure` when it cannot be asked; a success clears a
-        recorded fault.
+        recorded fault. With ``record=False`` a refusal is only raised, neither
+        recorded, counted nor logged: the caller reports it (the start-up check).
         """
         try:
             await self.try_check()
         except ConfigurationFault as e:
-            self._note_fault(e)
+            if record:
+                self._note_fault(e)
             raise
         except DeliveryError:
             raise

@@ -1,9 +1,17 @@
-"""The worker process: a Faust app that hosts the stages as services, and the
-web endpoints (Twilio's status callbacks, health, metrics).
+"""The worker process: a Faust app that hosts the stages as services, the
+health checks, and savin's web server (Twilio's status callbacks, ``/livez``,
+``/readyz``, ``/metrics``; nothing of Faust's own pages).
 
 The stages (:mod:`savin.streams.match`, :mod:`savin.streams.deliver`) consume a
 batch at a time on their own aiokafka consumers; see :mod:`savin.streams.stage`
 and ``docs/architecture.md`` for why they are not Faust agents.
+
+Before it creates topics or starts Faust, :func:`run_worker` refuses the
+development provider defaults outside a development run and asks each provider
+whether it accepts savin's credentials; a refusal ends the process with one line
+naming the settings and exit code 2. A provider that cannot be asked (down,
+timing out) does not stop the start: that is a temporary fault, which the
+retries and ``/readyz`` deal with.
 """
 
 from __future__ import annotations
@@ -11,21 +19,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from pathlib import Path
 
 import faust
 
+from savin.logs import install_repeat_filter
 from savin.notifiers.dispatcher import Dispatcher
 from savin.settings import Settings
 from savin.streams.deliver import DeliverStage
 from savin.streams.match import MatchStage
 from savin.topics import Topics, ensure_topics
 
-__all__ = ["create_app", "run_worker"]
+__all__ = ["create_app", "run_worker", "EXIT_CONFIG"]
 
 log = logging.getLogger("savin.worker")
 
+#: Exit code of a worker that refused to start on its configuration.
+EXIT_CONFIG = 2
+#: Seconds between lines of one repeated message template.
+LOG_REPEAT_INTERVAL = 60.0
+
+
 def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
+    from savin.notifiers.twilio_sms import StatusCallbacks
+    from savin.web.callbacks import twilio_status_handler
+    from savin.web.health import Health, KafkaProbe, Readiness
+    from savin.web.server import WebServer, routes
+
     topics = Topics(settings)
     app = faust.App(
         settings.namespace,
@@ -35,11 +56,10 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         producer_acks=-1,
+        # The web server is savin's own (below); Faust only starts and stops it.
         web_enabled=True,
         web_host=settings.web_host,
-        web_bind=settings.web_host,
         web_port=settings.web_port,
-        web_in_thread=False,
     )
 
     stages = []
@@ -47,6 +67,13 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         stages.append(MatchStage(settings))
     if "deliver" in settings.stages:
         stages.append(DeliverStage(settings, dispatcher))
+    notifiers = dispatcher.notifiers if "deliver" in settings.stages else []
+
+    probe = KafkaProbe(settings.kafka_bootstrap)
+    # A deliver batch may wait for a provider's timeout before it commits.
+    stall_after = max(10.0, 2 * max(settings.twilio_timeout, settings.smtp_timeout))
+    readiness = Readiness(probe, stages, notifiers, stall_after=stall_after)
+    app.service(Health(probe, notifiers))
     for stage in stages:
         app.service(stage)
 
@@ -54,40 +81,44 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         """For a web request: answer only once Kafka has the record."""
         await (await app.producer.send(topics.delivery_results, key, value, None, None, None))
 
-    from savin.web.callbacks import twilio_status_view
-
-    app.page("/callbacks/twilio/status")(
-        twilio_status_view(
-            auth_token=settings.twilio_auth_token.get_secret_value(),
-            public_url=settings.twilio_status_callback,
-            publish=publish_result,
-        )
-    )
-
-    @app.page("/healthz")
-    async def healthz(web, request):
-        ready = app.producer is not None and all(stage.ready.is_set() for stage in stages)
-        return web.json({"ready": bool(ready)}, status=200 if ready else 503)
-
-    @app.page("/metrics")
-    async def metrics_page(web, request):
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
+    callbacks = StatusCallbacks(settings.twilio_auth_token.get_secret_value(), settings.twilio_status_callback)
+    web_app = routes(readiness, twilio_status_handler(callbacks, publish_result))
+    app.web_server(WebServer(web_app, settings.web_host, settings.web_port))
     return app
 
 
-def run_worker(settings: Settings) -> None:
-    from savin.bootstrap import build_app
+class _Worker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        # The handlers exist only now; a filter on them sees every record.
+        install_repeat_filter(LOG_REPEAT_INTERVAL)
 
+
+def _refuse(message: str) -> None:
+    print(f"savin worker: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def run_worker(settings: Settings) -> None:
+    from savin.bootstrap import StartupError, build_app, build_notifiers, check_providers, check_settings
+
+    try:
+        check_settings(settings)
+    except StartupError as e:
+        _refuse(str(e))
+    if "deliver" in settings.stages:
+        try:
+            for warning in asyncio.run(check_providers(build_notifiers(settings))):
+                print(f"savin worker: {warning}", file=sys.stderr, flush=True)
+        except StartupError as e:
+            _refuse(str(e))
     # Topics first, with their partition counts and compaction, so co-partitioned
     # pairs match whoever publishes first.
     asyncio.run(ensure_topics(settings.kafka_bootstrap, Topics(settings).specs(), settings.replication_factor))
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), logfile=None)
+    worker = _Worker(app, loglevel=settings.log_level.upper(), logfile=None)
     logging.getLogger("savin").setLevel(settings.log_level.upper())
     profile = os.environ.get("SAVIN_PROFILE")
     if not profile:

@@ -71,6 +71,8 @@ class LocalStack:
     def env(self) -> dict[str, str]:
         assert self.twilio is not None and self.smtp is not None, "start_peers() first"
         return {
+            # The peers are the local fake Twilio and SMTP server.
+            "SAVIN_DEVELOPMENT": "true",
             "SAVIN_KAFKA_BOOTSTRAP": self.bootstrap,
             "SAVIN_NAMESPACE": self.namespace,
             "SAVIN_PARTITIONS": str(self.partitions),

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -55,10 +56,27 @@ class WorkerProcess:
                     return int(line.split()[1]) * 1024
         raise WorkerError("VmHWM not reported by /proc")
 
-    def ready(self) -> bool:
+    def readiness(self) -> tuple[int, dict]:
+        """``/readyz``'s HTTP status and body; (0, {}) while nothing answers."""
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
-                return json.load(r).get("ready", False)
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            try:
+                return e.code, json.load(e)
+            except ValueError:
+                return e.code, {}
+        except (OSError, ValueError):
+            return 0, {}
+
+    def ready(self) -> bool:
+        status, body = self.readiness()
+        return status == 200 and body.get("ready") is True
+
+    def live(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/livez", timeout=2) as r:
+                return r.status == 200
         except (OSError, ValueError):
             return False
 
