@@ -235,7 +235,7 @@ async def test_readyz_follows_kafka_down_and_back_and_the_outage_is_not_a_flood(
         before = len(worker.tail(10**9))
 
         await asyncio.to_thread(own_broker.stop, progress=lambda m: None)
-        status, body = await until(lambda: (r := worker.readiness())[0] == 503 and r, 60, "readyz to answer 503")
+        _, body = await until(lambda: (r := worker.readiness())[0] == 503 and r, 60, "readyz to answer 503")
         assert "kafka" in body["failing"] and body["checks"]["kafka"]["ok"] is False
         assert worker.live()
         assert "savin_kafka_connected 0.0" in worker.metrics()
@@ -247,7 +247,7 @@ async def test_readyz_follows_kafka_down_and_back_and_the_outage_is_not_a_flood(
         await until(worker.ready, 120, "readyz to answer 200 again")
         metrics = worker.metrics()
         assert "savin_kafka_connected 1.0" in metrics
-        held = sum(float(v) for v in re.findall(r"^savin_log_lines_suppressed_total\{[^}]*\} (\S+)$", metrics, re.M))
+        held = sum(float(v) for v in re.findall(r"^savin_log_lines_suppressed_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE))
         outage_log = worker.tail(10**9)[before:]
         counts = repeated_lines(outage_log)
         assert counts, "the outage left no warning or error in the log"

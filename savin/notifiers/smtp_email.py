@@ -189,8 +189,8 @@ def subject_header(subject: str) -> str:
 def from_header(from_address: str) -> str:
     """``Display Name <address>``, with a display name that is not plain ASCII encoded."""
     name, address = email.utils.parseaddr(from_address)
-    if not name or name.isascii():
-        return from_address
+    if not name or name.isascii() or not address.isascii():
+        return from_address  # the policy's own header handles these
     words = phrase_words(name, _LINE_MAX - len("From: ")) + [f"<{address}>"]
     return EncodedHeader("From", f"{name} <{address}>", words)
 
@@ -233,8 +233,8 @@ class SmtpEmail(Notifier):
         self._starttls = starttls
         self._timeout = timeout
         self._sender = email.utils.parseaddr(from_address)[1]
-        if "@" not in self._sender or not self._sender.isascii():
-            raise ValueError("from_address needs an ASCII address with a domain")
+        if "@" not in self._sender:
+            raise ValueError("from_address needs an address with a domain")
         self._from = from_header(from_address)
         self._domain = self._sender.rpartition("@")[2]
         self._max_idle = max_idle
