@@ -28,7 +28,7 @@ from savin.settings import DataKeys
 
 __all__ = ["run_demo", "expected_notices"]
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # the repository's examples/
 
 
 def expected_notices(registration_lines: list[bytes], event_lines: list[bytes]) -> int:
