@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     #: Seconds between the match stage's commits (what a crash can make it repeat).
     commit_interval: float = Field(1.0, gt=0, le=60)
     #: A custody event repeated within this many days is dropped as a duplicate.
-    dedup_days: int = Field(30, ge=1, le=3650)
+    dedup_days: float = Field(30, gt=0, le=3650)
     #: RocksDB memory per store partition: block cache and write buffer (MB).
     rocksdb_cache_mb: int = Field(16, ge=1, le=4096)
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024)
@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     max_attempts: int = Field(12, ge=1, le=1000)
     #: Days a final ledger entry (delivered, failed, ...) is kept before the deliver
     #: stage forgets it; a repeat of the notice after that is no longer recognised.
-    ledger_retention_days: int = Field(90, ge=1, le=3650)
+    #: Seconds between a stage's sweeps of its store for entries past their retention.
+    expiry_interval: float = Field(3600.0, gt=0, le=86_400)
+    ledger_retention_days: float = Field(90, gt=0, le=3650)
     #: Which stages this worker runs (default: both). Lets a deployment scale
     #: matching and delivery separately, and the benchmark time one stage alone.
     stages: Annotated[frozenset[str], NoDecode] = STAGES

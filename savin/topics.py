@@ -72,7 +72,7 @@ class Topics:
             TopicSpec(self.dead_letters, 1),
             TopicSpec(self.deliver_state, n, compacted),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
-                                           "retention.ms": str(self.dedup_days * 86_400_000)}),
+                                           "retention.ms": str(int(self.dedup_days * 86_400_000))}),
         ]
 
 

@@ -1,13 +1,16 @@
-"""Delivery decisions as plain functions: retry scheduling and ledger merging."""
+"""Delivery decisions as plain functions: send or skip, retry scheduling,
+ledger merging and how long the ledger remembers."""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
 
-from savin.schemas import FINAL_STATUSES, DeliveryStatus, NoticeJob
+from savin.schemas import DONE_STATUSES, FINAL_STATUSES, DeliveryStatus, NoticeJob
 
-__all__ = ["RetryPlan", "plan_retry", "retry_delay", "merge_status"]
+__all__ = ["RetryPlan", "plan_retry", "retry_delay", "merge_status", "is_due", "Decision", "decide",
+           "ledger_entry", "forgotten"]
 
 
 def retry_delay(attempt: int, delays: tuple[float, ...]) -> float:
@@ -59,3 +62,34 @@ def merge_status(current: DeliveryStatus | None, incoming: DeliveryStatus) -> De
     if _RANK[incoming] < _RANK[current]:
         return None
     return incoming if incoming != current else None
+
+
+def is_due(job: NoticeJob, now: dt.datetime) -> bool:
+    """A retried notice waits in its tier until ``not_before``."""
+    return job.not_before is None or job.not_before <= now
+
+
+class Decision(str, enum.Enum):
+    SEND = "send"
+    SKIP = "skip"  # already done, or already in this batch
+    SUPPRESS = "suppress"  # the contact opted out
+
+
+def decide(ledger: DeliveryStatus | None, opted_out: bool, in_batch: bool) -> Decision:
+    """What to do with a notice job, given what the ledger and the suppressions know."""
+    if in_batch or ledger in DONE_STATUSES:
+        return Decision.SKIP
+    return Decision.SUPPRESS if opted_out else Decision.SEND
+
+
+def ledger_entry(current: dict | None, status: DeliveryStatus, ref: str | None, now: dt.datetime) -> dict | None:
+    """The ledger entry after ``status`` arrives, or None when the ledger already knows better."""
+    if merge_status(DeliveryStatus(current["status"]) if current else None, status) is None:
+        return None
+    return {"status": status.value, "provider_ref": ref or (current or {}).get("provider_ref"), "at": now.isoformat()}
+
+
+def forgotten(entry: dict, now: dt.datetime, retention_days: int) -> bool:
+    """A final ledger entry older than the retention is forgotten."""
+    return (DeliveryStatus(entry["status"]) in FINAL_STATUSES
+            and dt.datetime.fromisoformat(entry["at"]) < now - dt.timedelta(days=retention_days))

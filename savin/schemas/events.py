@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, Field, TypeAdapter, create_model
 
 from savin.domain.vocabulary import EVENT_TYPES, EventKind, Urgency
 from savin.schemas.base import Strict
+from savin.schemas import payloads
 from savin.schemas.payloads import NoPayload, Text
 
 __all__ = ["Urgency", "EVENT_TYPES", "CustodyEvent", "EVENT_ADAPTER", "EVENT_MODELS", "parse_event", "EventEnvelope"]
@@ -43,7 +44,7 @@ def _event_model(event_type: str, spec: EventKind) -> type[EventEnvelope]:
         name,
         __base__=EventEnvelope,
         event_type=(Literal[event_type], ...),  # type: ignore[valid-type]
-        payload=(spec.payload, NoPayload() if spec.payload is NoPayload else ...),
+        payload=(getattr(payloads, spec.payload), NoPayload() if spec.payload == "NoPayload" else ...),
     )
 
 

@@ -10,8 +10,15 @@ partition's store holds the ledger (notice id -> status) and the suppressions
 Each batch is one round: urgent notices are fetched first and sent together
 with whatever else is due, rendered and sent by the :class:`Dispatcher`
 (concurrently, each recipient's notices in order). The stage commits after
-every batch, so a crash repeats at most the batch in flight, and the ledger
-skips any notice it already knows as sent.
+every batch, and the ledger skips any notice it already knows as sent. Each
+accepted send is also written to the local store the moment it completes,
+marked ``unflushed`` until the commit puts it in ``deliver-state``; so a
+crash repeats only the sends that were in flight, not the whole batch. A notice
+found ``unflushed`` after a restart is not sent again: its result is published
+again (the audit may hold it twice, never not at all) and it is flushed.
+
+The ledger forgets a final entry after ``SAVIN_LEDGER_RETENTION_DAYS``: the
+entry leaves the store and a tombstone goes to ``deliver-state``.
 
 A retry tier holds notices until their ``not_before``. Each tier has one
 delay, so its records are in ``not_before`` order: the stage takes the ones
@@ -27,27 +34,22 @@ import uuid
 from collections.abc import Mapping
 
 from aiokafka import TopicPartition
-from pydantic import ValidationError
 
 from savin import metrics
 from savin.domain.clock import utcnow
-from savin.domain.consent import contact_key
-from savin.domain.delivery import merge_status, plan_retry
+from savin.domain.consent import OPTED_OUT, contact_key
+from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_entry, plan_retry
 from savin.notifiers.dispatcher import Dispatcher, Outcome
-from savin.schemas import (
-    DONE_STATUSES,
-    DeliveryResult,
-    DeliveryStatus,
-    NoticeJob,
-    describe_errors,
-)
+from savin.schemas import DeliveryResult, DeliveryStatus, NoticeJob
 from savin.settings import Settings
-from savin.streams.errors import fault
-from savin.streams.stage import Pending, Stage, by_topic
+from savin.streams.checkpoint import Pending
+from savin.streams.stage import Stage, by_topic
+from savin.streams.store import Store
+from savin.topics import Topics
 
 __all__ = ["DeliverStage"]
 
-_LEDGER = b"l:"  # + notice id -> JSON {"status", "provider_ref", "at"}
+_LEDGER = b"l:"  # + notice id -> JSON {"status", "provider_ref", "at"[, "unflushed"]}
 _SUPPRESSED = b"x:"  # + contact key -> provider code of the opt-out
 
 
@@ -56,12 +58,14 @@ def _slot(job: NoticeJob) -> bytes:
     return _SUPPRESSED + contact_key(job.registration_id, job.channel.value, job.contact_index).encode()
 
 
+def _ledger_key(notice_id: uuid.UUID) -> bytes:
+    return _LEDGER + str(notice_id).encode()
+
+
 class DeliverStage(Stage):
     name = "deliver"
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher, **kwargs):
-        from savin.topics import Topics
-
         t = Topics(settings)
         super().__init__(settings, inputs=[t.notices_urgent, t.notices_routine, *t.retries, t.delivery_results],
                          changelogs=[t.deliver_state], commit_interval=0.0,
@@ -81,11 +85,11 @@ class DeliverStage(Stage):
         urgent = [tp for tp in self.consumer.assignment() if tp.topic == self.topics.notices_urgent]
         got: dict[TopicPartition, list] = {}
         if urgent:  # drained first, so a backlog of routine notices never holds one up
-            got.update(await self.consumer.getmany(*urgent, timeout_ms=0, max_records=self.batch_size))
+            got.update(await self.getmany(*urgent, timeout_ms=0, max_records=self.batch_size))
         room = self.batch_size - sum(map(len, got.values()))
         if room > 0:
             wait = 0 if got else int(self.settings.send_batch_within * 1000)
-            for tp, records in (await self.consumer.getmany(timeout_ms=wait, max_records=room)).items():
+            for tp, records in (await self.getmany(timeout_ms=wait, max_records=room)).items():
                 got.setdefault(tp, []).extend(records)
         return got
 
@@ -112,30 +116,46 @@ class DeliverStage(Stage):
     # ---- the ledger and the suppressions ---------------------------------------------
 
     def restore(self, pending: Pending, record) -> None:
-        pending.put(record.key, record.value)
+        if record.value is None:
+            pending.delete(record.key)  # a tombstone: the entry was forgotten
+        else:
+            pending.put(record.key, record.value)
+
+    def expired(self, store: Store, now: dt.datetime):
+        days = self.settings.ledger_retention_days
+        for key, raw in store.scan(_LEDGER):
+            if forgotten(json.loads(raw), now, days):
+                yield key
 
     async def changelog(self, partition: int, pending: Pending):
-        # Every change since the last commit, keyed as in the store, so compaction keeps the latest.
+        # Every change since the last commit, keyed as in the store, so compaction keeps the
+        # latest; a forgotten entry goes as a tombstone, so compaction removes it too.
         topic = self.topics.deliver_state
         return [(topic, await self.producer.send(topic, value, key=key, partition=partition))
                 for key, value in pending.items.items()]
 
-    def _ledger_status(self, pending: Pending, notice_id: uuid.UUID) -> DeliveryStatus | None:
-        raw = pending.get(_LEDGER + str(notice_id).encode())
-        return DeliveryStatus(json.loads(raw)["status"]) if raw else None
+    def _ledger(self, pending: Pending, notice_id: uuid.UUID) -> dict | None:
+        raw = pending.get(_ledger_key(notice_id))
+        return json.loads(raw) if raw else None
 
     def _ledger_set(self, pending: Pending, notice_id: uuid.UUID, status: DeliveryStatus,
                     ref: str | None = None) -> bool:
         """Move a notice forward in the ledger; False when the ledger already knows better."""
-        key = _LEDGER + str(notice_id).encode()
-        raw = pending.get(key)
-        current = json.loads(raw) if raw else {}
-        if merge_status(DeliveryStatus(current["status"]) if current else None, status) is None:
+        entry = ledger_entry(self._ledger(pending, notice_id), status, ref, utcnow())
+        if entry is None:
             return False
-        pending.put(key, json.dumps(
-            {"status": status.value, "provider_ref": ref or current.get("provider_ref"), "at": utcnow().isoformat()}
-        ).encode())
+        pending.put(_ledger_key(notice_id), json.dumps(entry).encode())
         return True
+
+    def _record_locally(self, stores: dict[int, Store], outcome: Outcome) -> None:
+        """Write an accepted send to the local store at once, so a crash before the
+        commit does not send it again from this machine."""
+        store = stores.get(outcome.job.registration_id and self.home(outcome.job.registration_id.encode()))
+        if outcome.status is not DeliveryStatus.ACCEPTED or store is None:
+            return
+        entry = {"status": outcome.status.value, "provider_ref": outcome.provider_ref,
+                 "at": utcnow().isoformat(), "unflushed": True}
+        store.write({_ledger_key(outcome.job.notice_id): json.dumps(entry).encode()})
 
     async def _publish_result(self, job: NoticeJob, status: DeliveryStatus, **extra) -> None:
         result = DeliveryResult(
@@ -152,42 +172,60 @@ class DeliverStage(Stage):
         now = utcnow()
         todo: list[tuple[Pending, NoticeJob, object]] = []
         in_batch: set[uuid.UUID] = set()
+        stores: dict[int, Store] = {}
         for tp, records in by_topic(batches, self._order):
-            pending = self.pending(tp, records[0].offset)
+            pending = self.begin(tp, records[0].offset)
             if pending is None:
                 continue
             if tp.topic == self.topics.delivery_results:
                 await self._callbacks(pending, records)
                 self.done(tp, records[-1].offset + 1)
                 continue
+            stores[tp.partition] = pending.store
             for r in records:
-                try:
+                job = None
+                async with self.guard(r, "notice job"):
                     job = NoticeJob.model_validate_json(r.value or b"")
-                except ValidationError as e:
+                if job is None:
                     self.done(tp, r.offset + 1)
-                    await self.dead_letter(r, f"invalid notice job: {describe_errors(e)}")
                     continue
-                if tp.topic in self._retry_topics and job.not_before is not None and job.not_before > now:
-                    self._hold_until(tp, r.offset, job.not_before)
+                if tp.topic in self._retry_topics and not is_due(job, now):
+                    self._hold_until(tp, r.offset, job.not_before)  # type: ignore[arg-type]
                     break
                 self.done(tp, r.offset + 1)
-                if job.notice_id in in_batch or self._ledger_status(pending, job.notice_id) in DONE_STATUSES:
-                    metrics.NOTICES_SKIPPED.inc()
-                    continue
-                in_batch.add(job.notice_id)
-                if (code := pending.get(_slot(job))) is not None:
-                    self._ledger_set(pending, job.notice_id, DeliveryStatus.SUPPRESSED)
-                    await self._publish_result(job, DeliveryStatus.SUPPRESSED, error_code=code.decode(),
-                                               error="recipient opted out of this channel")
-                    continue
-                todo.append((pending, job, r))
+                async with self.guard(r, "notice job"):
+                    await self._decide(pending, job, r, in_batch, todo)
         if todo:
-            outcomes = await self.dispatcher.send_batch([job for _, job, _ in todo])
+            outcomes = await self.dispatcher.send_batch([job for _, job, _ in todo],
+                                                        on_outcome=lambda o: self._record_locally(stores, o))
             for (pending, _, record), outcome in zip(todo, outcomes):
-                try:
+                async with self.guard(record, "delivery outcome"):
                     await self._record(pending, outcome)
-                except Exception as e:  # noqa: BLE001
-                    await self.dead_letter(record, f"recording outcome failed: {fault(e)}")
+
+    async def _decide(self, pending: Pending, job: NoticeJob, record, in_batch: set, todo: list) -> None:
+        entry = self._ledger(pending, job.notice_id)
+        if entry is not None and entry.get("unflushed"):
+            # Accepted just before a crash: not sent again; its result and entry are made durable now.
+            metrics.NOTICES_SKIPPED.inc()
+            in_batch.add(job.notice_id)
+            pending.put(_ledger_key(job.notice_id), json.dumps({k: v for k, v in entry.items()
+                                                                 if k != "unflushed"}).encode())
+            await self._publish_result(job, DeliveryStatus.ACCEPTED, provider=None,
+                                       provider_ref=entry.get("provider_ref"))
+            return
+        code = pending.get(_slot(job))
+        decision = decide(DeliveryStatus(entry["status"]) if entry else None, code is not None,
+                          job.notice_id in in_batch)
+        if decision is Decision.SKIP:
+            metrics.NOTICES_SKIPPED.inc()
+            return
+        in_batch.add(job.notice_id)
+        if decision is Decision.SUPPRESS:
+            self._ledger_set(pending, job.notice_id, DeliveryStatus.SUPPRESSED)
+            await self._publish_result(job, DeliveryStatus.SUPPRESSED, error_code=code.decode(),  # type: ignore[union-attr]
+                                       error="recipient opted out of this channel")
+            return
+        todo.append((pending, job, record))
 
     async def _record(self, pending: Pending, outcome: Outcome) -> None:
         job = outcome.job
@@ -206,18 +244,14 @@ class DeliverStage(Stage):
             status = outcome.status
         self._ledger_set(pending, job.notice_id, status, outcome.provider_ref)
         if status is DeliveryStatus.SUPPRESSED:
-            pending.put(_slot(job), (outcome.error_code or "opted-out").encode())
+            pending.put(_slot(job), (outcome.error_code or OPTED_OUT).encode())
         await self._publish_result(job, status, **extra)
 
     async def _callbacks(self, pending: Pending, records: list) -> None:
         for r in records:
-            try:
+            async with self.guard(r, "delivery result"):
                 result = DeliveryResult.model_validate_json(r.value or b"")
                 if result.source != "callback":
                     continue
                 applied = self._ledger_set(pending, result.notice_id, result.status, result.provider_ref)
                 metrics.CALLBACKS.labels(outcome="applied" if applied else "stale").inc()
-            except ValidationError as e:
-                await self.dead_letter(r, f"invalid delivery result: {describe_errors(e)}")
-            except Exception as e:  # noqa: BLE001
-                await self.dead_letter(r, f"callback failed: {fault(e)}")

@@ -37,11 +37,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from savin import metrics
 from savin.domain.clock import utcnow
-from savin.domain.matching import notices_for
-from savin.schemas import StoredRegistration, describe_errors, parse_event
+from savin.domain.matching import is_repeat, notices_for
+from savin.schemas import StoredRegistration, parse_event
 from savin.settings import Settings
-from savin.streams.errors import fault
 from savin.streams.stage import Pending, Stage, by_topic
+from savin.streams.store import Store
 
 __all__ = ["MatchStage"]
 
@@ -72,11 +72,6 @@ class MatchStage(Stage):
                          changelogs=[t.registrations, t.match_seen],
                          commit_interval=settings.commit_interval, batch_size=settings.match_batch_size, **kwargs)
         self._notice_topic = {"urgent": t.notices_urgent, "routine": t.notices_routine}
-        self._seen: dict[int, dict[str, None]] = {}  # per partition, since the last commit, in order
-
-    def _reset(self) -> None:
-        super()._reset()
-        self._seen = {}
 
     # ---- restore and commit -------------------------------------------------------
 
@@ -87,20 +82,31 @@ class MatchStage(Stage):
             except ValidationError:
                 return  # dead-lettered when it was first consumed
             _put_registration(pending, reg, record.value)
-        else:
-            seen = json.loads(record.value or b"{}")
-            stamp = seen["at"].encode()
-            for event_id in seen["ids"]:
-                pending.put(_SEEN + event_id.encode(), stamp)
+            return
+        seen = json.loads(record.value or b"{}")
+        at = dt.datetime.fromisoformat(seen["at"])
+        if not is_repeat(at, utcnow(), self.settings.dedup_days):
+            return  # past the dedup window: forgotten, and not brought back by a restore
+        stamp = seen["at"].encode()
+        for event_id in seen["ids"]:
+            pending.put(_SEEN + event_id.encode(), stamp)
+
+    def expired(self, store: Store, now: dt.datetime):
+        # match-seen is time-retained (one record holds a batch of ids), so the ids
+        # leave the topic by retention and the store here; a restore skips old ones.
+        for key, stamp in store.scan(_SEEN):
+            if not is_repeat(dt.datetime.fromisoformat(stamp.decode()), now, self.settings.dedup_days):
+                yield key
 
     async def changelog(self, partition: int, pending: Pending):
-        seen = self._seen.get(partition)
+        # The event ids first matched since the last commit, stamped with the commit's time.
+        seen = [key for key, value in pending.items.items() if value is not None and key.startswith(_SEEN)]
         if not seen:
             return []
         at = utcnow().isoformat()
-        for event_id in seen:
-            pending.put(_SEEN + event_id.encode(), at.encode())
-        value = json.dumps({"ids": list(seen), "at": at}).encode()
+        for key in seen:
+            pending.put(key, at.encode())
+        value = json.dumps({"ids": [key[len(_SEEN):].decode() for key in seen], "at": at}).encode()
         return [(self.topics.match_seen, await self.producer.send(self.topics.match_seen, value, partition=partition))]
 
     # ---- one batch -------------------------------------------------------------------
@@ -109,7 +115,7 @@ class MatchStage(Stage):
         now = utcnow()
         # Registrations first, so an event matches the registrations published with it.
         for tp, records in by_topic(batches, [self.topics.registrations, self.topics.custody_events]):
-            pending = self.pending(tp, records[0].offset)
+            pending = self.begin(tp, records[0].offset)
             if pending is None:
                 continue
             if tp.topic == self.topics.registrations:
@@ -120,7 +126,7 @@ class MatchStage(Stage):
 
     async def _registrations(self, pending: Pending, partition: int, records: Iterable) -> None:
         for r in records:
-            try:
+            async with self.guard(r, "registration"):
                 reg = StoredRegistration.model_validate_json(r.value or b"")
                 home = self.home(reg.offender_id.encode())
                 if home != partition:
@@ -129,27 +135,21 @@ class MatchStage(Stage):
                     continue
                 _put_registration(pending, reg, r.value)
                 metrics.REGISTRATIONS.labels(status=reg.status.value).inc()
-            except ValidationError as e:
-                await self.dead_letter(r, f"invalid registration: {describe_errors(e)}")
-            except Exception as e:  # noqa: BLE001 - never let one message stop the stream
-                await self.dead_letter(r, f"registration failed: {fault(e)}")
 
     async def _events(self, pending: Pending, partition: int, records: list, now: dt.datetime) -> None:
         parsed = []
         for r in records:
-            try:
+            async with self.guard(r, "event"):
                 parsed.append((r, parse_event(r.value or b"")))
-            except ValidationError as e:
-                metrics.EVENTS.labels(outcome="invalid").inc()
-                await self.dead_letter(r, f"invalid event: {describe_errors(e)}")
         seen_before = pending.store.get_many([_SEEN + str(ev.event_id).encode() for _, ev in parsed])
-        seen_now = self._seen.setdefault(partition, {})
-        oldest = now - dt.timedelta(days=self.settings.dedup_days)
-        counts = {"matched": 0, "no-registrations": 0, "duplicate": 0, "rerouted": 0}
+        counts = {"invalid": len(records) - len(parsed), "matched": 0, "no-registrations": 0, "duplicate": 0,
+                  "rerouted": 0}
+        stamp = now.isoformat().encode()
         planned = 0
         for (r, ev), seen in zip(parsed, seen_before):
-            try:
+            async with self.guard(r, "event"):
                 event_id = str(ev.event_id)
+                seen_key = _SEEN + event_id.encode()
                 home = self.home(ev.offender_id.encode())
                 if home != partition:
                     # Published without the offender_id key: the registrations for this
@@ -157,7 +157,8 @@ class MatchStage(Stage):
                     counts["rerouted"] += 1
                     await self.send(self.topics.custody_events, ev.offender_id.encode(), r.value, home)
                     continue
-                if event_id in seen_now or (seen is not None and dt.datetime.fromisoformat(seen.decode()) > oldest):
+                first_seen = dt.datetime.fromisoformat(seen.decode()) if seen is not None else None
+                if pending.items.get(seen_key) is not None or is_repeat(first_seen, now, self.settings.dedup_days):
                     counts["duplicate"] += 1
                     self.log.info("duplicate event dropped event=%s", event_id)
                     continue
@@ -168,10 +169,7 @@ class MatchStage(Stage):
                                     job.model_dump_json().encode())
                 counts["matched" if jobs else "no-registrations"] += 1
                 planned += len(jobs)
-                seen_now[event_id] = None
-            except Exception as e:  # noqa: BLE001
-                metrics.EVENTS.labels(outcome="error").inc()
-                await self.dead_letter(r, f"match failed: {fault(e)}")
+                pending.put(seen_key, stamp)
         for outcome, count in counts.items():
             if count:
                 metrics.EVENTS.labels(outcome=outcome).inc(count)

@@ -6,19 +6,19 @@ topics are co-partitioned (same partition count, same key), and the group uses
 the range assignor, so a worker holding partition *p* of one input holds
 partition *p* of all of them, and the store of partition *p* serves them all.
 
-A batch's effects on the store wait in memory (:class:`Pending`, read through
-to the store) until the stage commits, which it does in this order:
+The machinery owns the bookkeeping: a stage's :meth:`Stage.handle` reads and
+changes state through :meth:`Stage.begin`, produces with :meth:`Stage.send`
+and marks records handled with :meth:`Stage.done`; the
+:class:`~savin.streams.checkpoint.Checkpoint` commits it all in a fixed order
+(see :mod:`savin.streams.checkpoint`).
 
-1. wait until Kafka has acknowledged everything produced since the last commit;
-2. write the changed state to the stage's changelog topic(s) and wait for those;
-3. write the state and every topic's next offset to the partition's store in
-   one atomic write;
-4. commit the consumer offsets.
-
-If anything fails, everything since the last commit is dropped and the consumer
-goes back to it. On assignment each store replays its changelogs from the
-offsets it has reached, so a restart replays only what it missed and a worker on
-a new machine rebuilds the partition from Kafka.
+The error policy is one: a record that fails inside :meth:`Stage.guard` goes
+to the dead letters with the reason, and the batch goes on. A failure outside
+it (the broker, a bug) drops everything since the last commit and rewinds to
+it. If the same records fail again after a rewind, the stage goes *careful*:
+one record per batch, committed after each, so the record at fault is
+isolated; the third failure on that one record dead-letters it and the stage
+moves on. Failures of the connection to Kafka never count against a record.
 """
 
 from __future__ import annotations
@@ -26,95 +26,36 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import shutil
 import time
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError, ProducerClosed, RecordTooLargeError
 from mode import Service
 
 from savin import metrics
+from savin.domain.clock import utcnow
 from savin.settings import Settings
-from savin.streams.errors import dead_letter_record, fault
+from savin.streams.checkpoint import Checkpoint, Pending
+from savin.streams.errors import dead_letter_record, fault, reason_for
+from savin.streams.recovery import read_record, restore
+from savin.streams.store import Store, open_store
 from savin.topics import Topics, partition_for, producer
 
-__all__ = ["PartitionStore", "Pending", "Stage"]
+__all__ = ["Stage", "by_topic"]
 
-_OFFSET = b"\x00offset:"  # + topic name -> next offset the store has applied
 #: Commit early when this many records produced since the last commit await acknowledgement.
 MAX_UNCOMMITTED = 50_000
+#: Failures of the same record (after rewinds) before it is dead-lettered.
+STRIKES = 3
 
 
-class PartitionStore:
-    """One partition's state: a local RocksDB (or a dict, for
-    ``SAVIN_STORE=memory``), written only in whole batches with its offsets."""
-
-    def __init__(self, path: Path | None, settings: Settings):
-        self.path = path
-        if path is None:
-            self._db: dict[bytes, bytes] | object = {}
-            return
-        from rocksdict import BlockBasedOptions, Cache, Options, Rdict
-
-        mb = 1024 * 1024
-        opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
-        opts.set_write_buffer_size(settings.rocksdb_write_buffer_mb * mb)
-        opts.set_max_write_buffer_number(2)
-        table = BlockBasedOptions()
-        table.set_block_cache(Cache(settings.rocksdb_cache_mb * mb))
-        opts.set_block_based_table_factory(table)
-        path.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(path), opts)
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._db.get(key)  # type: ignore[union-attr]
-
-    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
-        if isinstance(self._db, dict):
-            return [self._db.get(k) for k in keys]
-        return self._db.get(keys) if keys else []  # rocksdict: one multi-get
-
-    def offset(self, topic: str) -> int | None:
-        raw = self.get(_OFFSET + topic.encode())
-        return int(raw) if raw is not None else None
-
-    def write(self, items: Mapping[bytes, bytes], offsets: Mapping[str, int]) -> None:
-        """Write ``items`` and the topics' next offsets atomically."""
-        puts = {**items, **{_OFFSET + t.encode(): str(o).encode() for t, o in offsets.items()}}
-        if isinstance(self._db, dict):
-            self._db.update(puts)
-            return
-        from rocksdict import WriteBatch
-
-        batch = WriteBatch(raw_mode=True)
-        for k, v in puts.items():
-            batch.put(k, v)
-        self._db.write(batch)  # type: ignore[union-attr]
-
-    def close(self) -> None:
-        if not isinstance(self._db, dict):
-            self._db.close()  # type: ignore[union-attr]
-
-
-class Pending:
-    """What one partition has changed since the last commit: read through to
-    the store, written to it at the commit."""
-
-    def __init__(self, store: PartitionStore):
-        self.store = store
-        self.items: dict[bytes, bytes] = {}
-        self.offsets: dict[str, int] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        value = self.items.get(key)
-        return value if value is not None else self.store.get(key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.items[key] = value
+def is_transport_fault(e: BaseException) -> bool:
+    """A fault of the connection to Kafka, not of the record being handled."""
+    if isinstance(e, KafkaError):
+        return e.retriable or isinstance(e, (KafkaTimeoutError, ProducerClosed, CommitFailedError))
+    return isinstance(e, (asyncio.TimeoutError, ConnectionError, OSError))
 
 
 class _Assignments(ConsumerRebalanceListener):
@@ -131,12 +72,40 @@ class _Assignments(ConsumerRebalanceListener):
             await self.stage.assign({tp.partition for tp in assigned})
 
 
+class _Guard:
+    """``async with stage.guard(record, "event"):`` — a failure inside becomes a dead letter."""
+
+    __slots__ = ("stage", "record", "what")
+
+    def __init__(self, stage: Stage, record, what: str):
+        self.stage, self.record, self.what = stage, record, what
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, Exception) or is_transport_fault(exc):
+            return False
+        await self.stage.dead_letter(self.record, reason_for(exc, self.what))
+        return True
+
+
+class _Unread:
+    """A record too large to read even on its own: only where it is."""
+
+    def __init__(self, tp: TopicPartition, offset: int):
+        self.topic, self.partition, self.offset = tp.topic, tp.partition, offset
+        self.key = self.value = None
+        self.headers = ()
+
+
 class Stage(Service):
     """The machinery; subclasses say what a batch does (:meth:`handle`), how a
-    changelog record is restored (:meth:`restore`) and what goes to the
-    changelogs at a commit (:meth:`changelog`)."""
+    changelog record is restored (:meth:`restore`), what goes to the changelogs
+    at a commit (:meth:`changelog`) and which entries are past their retention
+    (:meth:`expired`)."""
 
-    #: Name of the stage: its stores are ``<data dir>/<name>``; its group is ``<namespace>.<name>`` (:class:`Topics`).
+    #: Name of the stage: its stores are ``<data dir>/<name>``, its group ``<namespace>.<name>``.
     name: str = ""
 
     def __init__(self, settings: Settings, inputs: list[str], changelogs: list[str], commit_interval: float,
@@ -147,17 +116,22 @@ class Stage(Service):
         self.inputs = inputs
         self.changelogs = changelogs
         self.commit_interval = commit_interval
-        self.batch_size = batch_size
+        self._batch_size = batch_size
         self.fetch_bytes = fetch_bytes
         self.lock = asyncio.Lock()
-        self.stores: dict[int, PartitionStore] = {}
+        self.stores: dict[int, Store] = {}
         self.ready = asyncio.Event()
+        #: time.monotonic() of the last commit, or of the last batch that left nothing to commit.
+        self.last_progress = time.monotonic()
         self.log = logging.getLogger(f"savin.{self.name}")
         n = settings.partitions
         self.home = functools.lru_cache(maxsize=1 << 16)(lambda key: partition_for(key, n))
+        self.checkpoint = Checkpoint()
+        self._strikes: dict[TopicPartition, tuple[int, int, str]] = {}  # tp -> (offset, failures, last reason)
+        self._last_expiry = time.monotonic()
+        self._too_large: list[tuple[TopicPartition, int]] = []  # records aiokafka stepped over
         self._stopping = False
         self._task: asyncio.Task | None = None
-        self._reset()
 
     # ---- what a stage does ---------------------------------------------------------
 
@@ -172,14 +146,41 @@ class Stage(Service):
         """Produce this partition's pending state changes; return (topic, ack future) pairs."""
         return []
 
+    def expired(self, store: Store, now) -> Iterable[bytes]:
+        """Keys of ``store`` past their retention at ``now``; they are deleted at the next commit."""
+        return ()
+
     async def fetch(self) -> Mapping[TopicPartition, list]:
-        return await self.consumer.getmany(timeout_ms=100, max_records=self.batch_size)
+        return await self.getmany(timeout_ms=100, max_records=self.batch_size)
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int, max_records: int):
+        """``consumer.getmany``, noting a record larger than the fetch size (which
+        aiokafka reports once and steps over) so that it is dead-lettered, not lost."""
+        try:
+            return await self.consumer.getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        except RecordTooLargeError as e:
+            tp, offset = e.args[1], e.args[2]
+            self._too_large.append((tp, offset))
+            return {}
+
+    async def assigned(self, partitions: set[int]) -> None:
+        """Called once the stores of ``partitions`` are up to date."""
+
+    @property
+    def batch_size(self) -> int:
+        """Records per batch: one while the stage is isolating a record at fault."""
+        return 1 if self.careful else self._batch_size
+
+    @property
+    def careful(self) -> bool:
+        return any(failures >= 2 for _, failures, _ in self._strikes.values())
 
     # ---- lifecycle -------------------------------------------------------------------
 
     async def on_start(self) -> None:
         s = self.settings
         self.producer = producer(s.kafka_bootstrap, linger_ms=2, max_batch_size=256 * 1024)
+        static = {"group_instance_id": f"{s.worker_id}.{self.name}"} if s.worker_id else {}
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
             group_id=self.topics.group(self.name),
@@ -189,6 +190,7 @@ class Stage(Service):
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_partition_fetch_bytes=self.fetch_bytes,
+            **static,
         )
         await self.producer.start()
         self.consumer.subscribe(self.inputs, listener=_Assignments(self))
@@ -215,17 +217,28 @@ class Stage(Service):
             try:
                 batches = await self.fetch()
                 async with self.lock:
+                    if self._too_large:
+                        await self._dead_letter_too_large()
                     if batches:
+                        if self.careful:
+                            batches = await self._set_aside(batches)
                         await self.handle(batches)
                         self._note_lag(batches)
-                    if self._rewind and (time.monotonic() - self._since >= self.commit_interval
-                                         or len(self._produced) >= MAX_UNCOMMITTED):
+                    self._expire()
+                    cp = self.checkpoint
+                    if cp.empty:
+                        self._progress()
+                    elif (self.careful or cp.age() >= self.commit_interval
+                          or len(cp.produced_futures) >= MAX_UNCOMMITTED):
                         await self.commit()
-            except Exception as e:  # noqa: BLE001 - the stage must outlive a broker outage
-                self.log.warning("%s stage: %s; repeating everything since the last commit", self.name, fault(e))
+            except Exception as e:  # noqa: BLE001 - the stage must outlive a broker outage and a bad record
                 async with self.lock:
-                    self.rewind()
+                    self._failed(e)
                 await asyncio.sleep(1.0)
+
+    def _progress(self) -> None:
+        self.last_progress = time.monotonic()
+        metrics.STAGE_LAST_COMMIT.labels(stage=self.name).set(time.time())
 
     def _note_lag(self, batches: Mapping[TopicPartition, list]) -> None:
         prefix = self.settings.namespace + "."
@@ -235,27 +248,25 @@ class Stage(Service):
                 metrics.LAG.labels(stage=self.name, topic=tp.topic.removeprefix(prefix),
                                    partition=str(tp.partition)).set(max(0, end - records[-1].offset - 1))
 
-    # ---- one batch's bookkeeping ----------------------------------------------------------
+    # ---- what handlers use --------------------------------------------------------------
 
-    def pending(self, tp: TopicPartition, first_offset: int) -> Pending | None:
+    def begin(self, tp: TopicPartition, first_offset: int) -> Pending | None:
         """The partition's pending state, noting where a rewind would go; None if not ours."""
         store = self.stores.get(tp.partition)
         if store is None:
             return None  # no longer ours: whoever holds it now will handle these
-        self._rewind.setdefault(tp, first_offset)
-        pending = self._pending.get(tp.partition)
-        if pending is None:
-            pending = self._pending[tp.partition] = Pending(store)
-        return pending
+        return self.checkpoint.begin(tp, first_offset, store)
 
     def done(self, tp: TopicPartition, next_offset: int) -> None:
         """Everything in ``tp`` before ``next_offset`` is handled."""
-        self._commit[tp] = next_offset
-        if (pending := self._pending.get(tp.partition)) is not None:
-            pending.offsets[tp.topic] = next_offset
+        self.checkpoint.done(tp, next_offset)
+
+    def guard(self, record, what: str) -> _Guard:
+        """A block whose failure dead-letters ``record`` as an invalid or failed ``what``."""
+        return _Guard(self, record, what)
 
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-        self._produced.append(await self.producer.send(topic, value, key=key, partition=partition))
+        self.checkpoint.produced(await self.producer.send(topic, value, key=key, partition=partition))
 
     async def dead_letter(self, record, reason: str) -> None:
         topic = record.topic.removeprefix(self.settings.namespace + ".")
@@ -264,29 +275,17 @@ class Stage(Service):
                          record.topic, record.partition, record.offset, reason)
         await self.send(self.topics.dead_letters, None, dead_letter_record(record, reason))
 
-    # ---- commit and rewind -------------------------------------------------------------
-
-    def _reset(self) -> None:
-        self._pending: dict[int, Pending] = {}
-        self._produced: list[asyncio.Future] = []
-        self._commit: dict[TopicPartition, int] = {}
-        self._rewind: dict[TopicPartition, int] = {}  # first offset handled since the last commit
-        self._since = time.monotonic()
+    # ---- commit, rewind, and the record at fault ---------------------------------------------
 
     async def commit(self) -> None:
-        """Make everything since the last commit durable, in the order the module docstring gives."""
-        if self._produced:
-            await asyncio.gather(*self._produced)
-        sent = []
-        for p, pending in self._pending.items():
-            sent.extend((pending, topic, fut) for topic, fut in await self.changelog(p, pending))
-        for pending, topic, fut in sent:
-            offset = (await fut).offset + 1
-            pending.offsets[topic] = max(offset, pending.offsets.get(topic, 0))
-        for pending in self._pending.values():
-            pending.store.write(pending.items, pending.offsets)
-        offsets = self._commit
-        self._reset()
+        """Make everything since the last commit durable (:mod:`savin.streams.checkpoint`)."""
+        cp = self.checkpoint
+        offsets = await cp.commit(self.consumer, self.changelog)
+        self.checkpoint = Checkpoint()
+        self._progress()
+        for tp, offset in offsets.items():
+            if tp in self._strikes and self._strikes[tp][0] < offset:
+                del self._strikes[tp]
         if not offsets:
             return
         try:
@@ -297,35 +296,91 @@ class Stage(Service):
             self.log.warning("%s stage: commit failed (%s); those records will be handled again",
                              self.name, type(e).__name__)
 
-    def rewind(self) -> None:
-        """Drop everything since the last commit and go back to it."""
-        assigned = self.consumer.assignment()
-        for tp, offset in self._rewind.items():
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
-        self._reset()
+    def _failed(self, e: Exception) -> None:
+        """Drop everything since the last commit and go back to it; count a strike
+        against the records there unless the fault was the connection's."""
+        went = self.checkpoint.rewind(self.consumer) if not self.checkpoint.empty else {}
+        self.checkpoint = Checkpoint()
+        metrics.STAGE_REWINDS.labels(stage=self.name).inc()
+        if went and not is_transport_fault(e):
+            for tp, offset in went.items():
+                before, failures, _ = self._strikes.get(tp, (offset, 0, ""))
+                self._strikes[tp] = (offset, failures + 1 if before == offset else 1, fault(e))
+        self.log.warning("%s stage: %s; repeating everything since the last commit%s", self.name, fault(e),
+                         " one record at a time" if self.careful else "")
+
+    async def _set_aside(self, batches: Mapping[TopicPartition, list]) -> Mapping[TopicPartition, list]:
+        """Dead-letter a record that has failed :data:`STRIKES` times; hand on the rest."""
+        kept = {}
+        for tp, records in batches.items():
+            strike = self._strikes.get(tp)
+            if records and strike is not None and strike[1] >= STRIKES and records[0].offset == strike[0]:
+                record, records = records[0], records[1:]
+                if self.begin(tp, record.offset) is not None:
+                    await self.dead_letter(record, f"failed {strike[1]} times: {strike[2]}")
+                    self.done(tp, record.offset + 1)
+            if records:
+                kept[tp] = records
+        return kept
+
+    async def _dead_letter_too_large(self) -> None:
+        """Read each record aiokafka stepped over on its own, however large, and dead-letter it."""
+        while self._too_large:
+            tp, offset = self._too_large[0]
+            if self.begin(tp, offset) is not None:
+                record = await read_record(self.settings.kafka_bootstrap, tp, offset)
+                if record is None:
+                    record = _Unread(tp, offset)
+                size = len(record.value or b"") if record.value is not None else "unknown"
+                await self.dead_letter(record, f"record of {size} bytes is larger than the stage's fetch size "
+                                               f"({self.fetch_bytes} bytes)")
+                self.done(tp, offset + 1)
+            self._too_large.pop(0)
 
     async def commit_or_rewind(self) -> None:
-        if not self._rewind:
+        if self.checkpoint.empty:
             return
         try:
             await self.commit()
         except Exception as e:  # noqa: BLE001
-            self.log.warning("%s stage: commit failed (%s); repeating since the last commit", self.name, fault(e))
-            self.rewind()
+            self._failed(e)
+
+    # ---- retention ---------------------------------------------------------------------
+
+    def _expire(self) -> None:
+        """Every ``SAVIN_EXPIRY_INTERVAL``, mark what each store holds past its retention
+        for deletion; the next commit deletes it and writes tombstones to the changelogs."""
+        if time.monotonic() - self._last_expiry < self.settings.expiry_interval:
+            return
+        self._last_expiry = time.monotonic()
+        now = utcnow()
+        removed = 0
+        for partition, store in self.stores.items():
+            keys = list(self.expired(store, now))
+            if not keys:
+                continue
+            pending = self.checkpoint.touch(partition, store)
+            for key in keys:
+                pending.delete(key)
+            removed += len(keys)
+        if removed:
+            metrics.STORE_EXPIRED.labels(stage=self.name).inc(removed)
+            self.log.info("%s stage: %d entries past their retention will be removed", self.name, removed)
 
     # ---- assignment and restore -----------------------------------------------------------
 
     async def assign(self, partitions: set[int]) -> None:
         """Close stores of partitions gone elsewhere; bring the others up to date."""
         self.ready.clear()
+        self._strikes = {tp: s for tp, s in self._strikes.items() if tp.partition in partitions}
         for p in set(self.stores) - partitions:
             self.stores.pop(p).close()
         for p in sorted(partitions):
             if p not in self.stores:
                 self.stores[p] = self._open(p)
         started = time.monotonic()
-        applied = await self._restore(sorted(partitions))
+        applied = await restore(self.settings.kafka_bootstrap, self.stores, self.changelogs, self.restore,
+                                f"{self.name} stage")
         for topic in set(self.changelogs) & set(self.inputs):
             # An input that is its own changelog continues where the store got to.
             for p in partitions:
@@ -333,63 +388,18 @@ class Stage(Service):
         self.log.info("%s stage holds partitions %s; restored %d records in %.2f s",
                       self.name, sorted(partitions), applied, time.monotonic() - started)
         await self.assigned(partitions)
+        self._progress()
         self.ready.set()
 
-    async def assigned(self, partitions: set[int]) -> None:
-        """Called once the stores of ``partitions`` are up to date."""
+    def _open(self, partition: int) -> Store:
+        s = self.settings
+        path = s.data_dir / self.name / f"p{partition}" if s.store == "rocksdb" else None
 
-    def _open(self, partition: int) -> PartitionStore:
-        path = None if self.settings.store != "rocksdb" else self.settings.data_dir / self.name / f"p{partition}"
-        try:
-            return PartitionStore(path, self.settings)
-        except Exception as e:  # noqa: BLE001 - a damaged store is rebuilt from the topics
-            if path is None:
-                raise
+        def damaged(e: Exception) -> None:
             self.log.warning("%s store p%d unreadable (%s); rebuilding it from the topics",
                              self.name, partition, fault(e))
-            shutil.rmtree(path, ignore_errors=True)
-            return PartitionStore(path, self.settings)
 
-    async def _restore(self, partitions: list[int]) -> int:
-        """Replay the changelog records each store has not applied yet."""
-        if not partitions or not self.changelogs:
-            return 0
-        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
-                                  max_partition_fetch_bytes=4 * 1024 * 1024)
-        await reader.start()
-        applied = 0
-        try:
-            tps = [TopicPartition(t, p) for p in partitions for t in self.changelogs]
-            reader.assign(tps)
-            ends = await reader.end_offsets(tps)
-            starts = await reader.beginning_offsets(tps)
-            todo = {}
-            for tp in tps:
-                start = max(self.stores[tp.partition].offset(tp.topic) or 0, starts[tp])
-                if start < ends[tp]:
-                    reader.seek(tp, start)
-                    todo[tp] = ends[tp]
-            last_report = time.monotonic()
-            while todo:
-                got = await reader.getmany(*todo, timeout_ms=500, max_records=10_000)
-                for tp, records in got.items():
-                    records = [r for r in records if r.offset < todo[tp]]
-                    if not records:
-                        continue
-                    pending = Pending(self.stores[tp.partition])
-                    for r in records:
-                        self.restore(pending, r)
-                    pending.store.write(pending.items, {tp.topic: records[-1].offset + 1})
-                    applied += len(records)
-                    if records[-1].offset + 1 >= todo[tp]:
-                        del todo[tp]
-                if time.monotonic() - last_report > 5:
-                    last_report = time.monotonic()
-                    self.log.info("%s stage restoring: %d records so far, %d partitions to go",
-                                  self.name, applied, len(todo))
-        finally:
-            await reader.stop()
-        return applied
+        return open_store(path, s.rocksdb_cache_mb, s.rocksdb_write_buffer_mb, on_damage=damaged)
 
 
 def by_topic(batches: Mapping[TopicPartition, list], order: Iterable[str]) -> list[tuple[TopicPartition, list]]:
