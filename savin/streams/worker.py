@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 import faust
+from faust.app.base import BootStrategy
 
 from savin.logs import install_repeat_filter
 from savin.notifiers.dispatcher import Dispatcher
@@ -41,6 +42,18 @@ EXIT_CONFIG = 2
 LOG_REPEAT_INTERVAL = 60.0
 
 
+class _Boot(BootStrategy):
+    """Faust without its own consumer group: the stages have their own, and a
+    Faust group would make a restarted worker wait for the session of the
+    process it replaces to time out before anything starts (about a minute)."""
+
+    enable_kafka_consumer = False
+
+
+class _App(faust.App):
+    BootStrategy = _Boot
+
+
 def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     from savin.notifiers.twilio_sms import StatusCallbacks
     from savin.web.callbacks import twilio_status_handler
@@ -48,7 +61,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     from savin.web.server import WebServer, routes
 
     topics = Topics(settings)
-    app = faust.App(
+    app = _App(
         settings.namespace,
         broker=";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")),
         store="memory://",
