@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from savin.domain.delivery import merge_status, plan_retry, retry_delay
-from savin.domain.matching import notice_id, notices_for
+from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_entry, merge_status, plan_retry, retry_delay
+from savin.domain.matching import is_repeat, notice_id, notices_for
 from savin.schemas import DeliveryStatus, Registration, parse_event
 from savin.sealing import Sealer, SealError, check_pin, new_key, seal_registration
 from savin.settings import DataKeys
@@ -117,3 +117,56 @@ def test_retry_plan_walks_the_tiers_then_gives_up(sealer):
 ])
 def test_ledger_never_moves_backwards_or_off_a_final_state(current, incoming, expected):
     assert merge_status(current, incoming) == expected
+
+
+# ---- delivery and matching decisions, table-driven ------------------------------
+
+S = DeliveryStatus
+DAY = dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("ledger, opted_out, in_batch, expected", [
+    (None, False, False, Decision.SEND),
+    (S.RETRYING, False, False, Decision.SEND),
+    (S.ACCEPTED, False, False, Decision.SKIP),
+    (S.DELIVERED, True, False, Decision.SKIP),
+    (S.FAILED, False, False, Decision.SKIP),
+    (None, True, False, Decision.SUPPRESS),
+    (None, False, True, Decision.SKIP),
+])
+def test_decide(ledger, opted_out, in_batch, expected):
+    assert decide(ledger, opted_out, in_batch) is expected
+
+
+@pytest.mark.parametrize("current, incoming, expected", [
+    (None, S.ACCEPTED, "accepted"),
+    ({"status": "accepted", "provider_ref": "SM1", "at": NOW.isoformat()}, S.DELIVERED, "delivered"),
+    ({"status": "delivered", "provider_ref": "SM1", "at": NOW.isoformat()}, S.SENT, None),
+    ({"status": "sent", "provider_ref": "SM1", "at": NOW.isoformat()}, S.ACCEPTED, None),
+])
+def test_ledger_entry_moves_forward_only_and_keeps_the_reference(current, incoming, expected):
+    entry = ledger_entry(current, incoming, None, NOW)
+    assert (entry["status"] if entry else None) == expected
+    if entry and current:
+        assert entry["provider_ref"] == "SM1"
+
+
+@pytest.mark.parametrize("status, age_days, forgotten_", [
+    ("delivered", 91, True), ("failed", 91, True), ("suppressed", 91, True),
+    ("delivered", 89, False), ("accepted", 400, False), ("retrying", 400, False),
+])
+def test_final_ledger_entries_are_forgotten_after_the_retention(status, age_days, forgotten_):
+    entry = {"status": status, "at": (NOW - age_days * DAY).isoformat()}
+    assert forgotten(entry, NOW, 90) is forgotten_
+
+
+@pytest.mark.parametrize("first_seen, repeat", [(None, False), (NOW - DAY, True), (NOW - 31 * DAY, False)])
+def test_a_repeat_is_an_event_first_seen_within_the_window(first_seen, repeat):
+    assert is_repeat(first_seen, NOW, 30) is repeat
+
+
+def test_a_retried_notice_is_due_at_its_not_before(sealer):
+    job = notices_for(event("RELEASED"), registrations(sealer), NOW)[0]
+    assert is_due(job, NOW)
+    later = job.model_copy(update={"not_before": NOW + DAY})
+    assert not is_due(later, NOW) and is_due(later, NOW + DAY)
