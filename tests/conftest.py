@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from savin.dev.broker import DevBroker, free_port
+from savin.sealing import new_key
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +76,23 @@ def catcher():
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker this test may stop and start again (the session's broker stays up)."""
+    broker = DevBroker(data_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
+    broker.start(progress=lambda m: None)
+    try:
+        yield broker
+    finally:
+        broker.stop(progress=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def sealer():
+    """A sealer with a fresh data key."""
+    from savin.sealing import Sealer
+    from savin.settings import DataKeys
+
+    return Sealer(DataKeys.parse(f"k1:{new_key()}"))

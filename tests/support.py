@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
+import re
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EVENTS = EXAMPLES / "events"
 #: Credentials of the SMTP catcher the SMTP tests log in to.
 SMTP_USER, SMTP_PASSWORD = "savin", "catcher-secret"
 
@@ -48,3 +53,29 @@ async def closing(notifier):
         yield notifier
     finally:
         await notifier.close()
+
+
+def metric(metrics_text: str, name: str, **labels: str) -> float:
+    """The sum of a Prometheus metric's samples whose labels include ``labels``."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        m = re.match(rf"{name}(?:{{(.*)}})? (\S+)$", line)
+        if m is None:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
+async def eventually(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Wait until ``predicate()`` (plain or async) returns something truthy, and return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        # Plain predicates may block (an HTTP request), so they run off the loop.
+        value = await predicate() if inspect.iscoroutinefunction(predicate) else await asyncio.to_thread(predicate)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)

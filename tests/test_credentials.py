@@ -15,10 +15,9 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
-from support import event, phone, registration
+from support import event, eventually, metric, phone, registration
 
 from savin.bootstrap import StartupError, check_settings, development_defaults
 from savin.dev.testing.stack import SMTP_PASSWORD, TWILIO_TOKEN
@@ -95,24 +94,6 @@ def test_refused_smtp_credentials_stop_the_worker_at_start(stack, tmp_path):
     assert stack.twilio.rejected == []
 
 
-def counter(metrics_text: str, name: str, **labels) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in metrics_text.splitlines():
-        m = re.match(rf"{name}{{(.*)}} (\S+)$", line)
-        if m and ",".join(sorted(m.group(1).split(","))) == want:
-            return float(m.group(2))
-    return 0.0
-
-
-async def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := await asyncio.to_thread(predicate)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.5)
-    return found
-
-
 async def test_credentials_refused_while_sending_keep_the_notices_and_make_the_worker_unready(stack):
     stack.worker_env.update(SAVIN_RETRY_DELAYS="1,2", SAVIN_MAX_ATTEMPTS="100")
     worker = stack.start_worker()
@@ -130,20 +111,20 @@ async def test_credentials_refused_while_sending_keep_the_notices_and_make_the_w
         status, body = worker.readiness()
         return status == 503 and {"provider:twilio", "provider:smtp"} <= set(body["failing"]) and body
 
-    body = await until(refused, 60, "readyz to name both providers")
+    body = await eventually(refused, 60, "readyz to name both providers")
     assert body["checks"]["provider:twilio"]["code"] == "20003"
     assert body["checks"]["provider:smtp"]["code"] == "535"
     assert "kafka" not in body["failing"] and phone(42) not in json.dumps(body) and "@" not in json.dumps(body)
 
     # Kept for retry, never failed; tried again and again, counted each time, logged once.
-    await until(lambda: counter(worker.metrics(), "savin_provider_config_faults_total",
+    await eventually(lambda: metric(worker.metrics(), "savin_provider_config_faults_total",
                                 provider="twilio", code="20003") >= 3, 60, "retries of the refused SMS")
     results = await stack.results()
     assert {(r.channel.value, r.status, r.error_code) for r in results if r.source == "attempt"} == {
         ("sms", DeliveryStatus.RETRYING, "20003"), ("email", DeliveryStatus.RETRYING, "535")}
     metrics = worker.metrics()
-    assert counter(metrics, "savin_provider_config_faults_total", provider="smtp", code="535") >= 1
-    assert counter(metrics, "savin_provider_config_ok", provider="twilio") == 0
+    assert metric(metrics, "savin_provider_config_faults_total", provider="smtp", code="535") >= 1
+    assert metric(metrics, "savin_provider_config_ok", provider="twilio") == 0
     log = worker.tail(10**9)
     assert len(re.findall(r"\[ERROR\] twilio refuses savin's configuration", log)) == 1, log[-3000:]
     assert len(re.findall(r"\[ERROR\] smtp refuses savin's configuration", log)) == 1, log[-3000:]
@@ -152,8 +133,8 @@ async def test_credentials_refused_while_sending_keep_the_notices_and_make_the_w
     # Fixed at the providers: a check or the next retry clears the fault, and the notices go out.
     stack.twilio.rotate_auth_token(TWILIO_TOKEN)
     stack.smtp.password = SMTP_PASSWORD
-    await until(worker.ready, 60, "readyz to answer 200 again")
+    await eventually(worker.ready, 60, "readyz to answer 200 again")
     assert await asyncio.to_thread(stack.twilio.wait_for, 1, 60)
     assert await asyncio.to_thread(stack.smtp.wait_for, 1, 60)
     assert [m.to for m in stack.twilio.messages] == [phone(42)]
-    assert counter(worker.metrics(), "savin_provider_config_ok", provider="twilio") == 1
+    assert metric(worker.metrics(), "savin_provider_config_ok", provider="twilio") == 1

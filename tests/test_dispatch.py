@@ -3,7 +3,6 @@ per recipient, outcome classes; the notifier base's timing and configuration fau
 
 import asyncio
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +11,9 @@ from savin import metrics
 from savin.notifiers.base import ConfigurationFault, Notifier, PermanentFailure, TemporaryFailure
 from savin.notifiers.dispatcher import Dispatcher
 from savin.schemas import DeliveryStatus, Registration, parse_event
-from savin.sealing import Sealer, new_key, seal_registration
-from savin.settings import DataKeys
+from savin.sealing import new_key, seal_registration
+from support import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOW = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
 
 
@@ -41,11 +39,6 @@ class RecordingNotifier(Notifier):
             raise self.faults[address]
         self.sent.append((address, message.content))
         return f"ref-{len(self.sent)}"
-
-
-@pytest.fixture
-def sealer():
-    return Sealer(DataKeys.parse(new_key()))
 
 
 def jobs_for(sealer, *event_types):

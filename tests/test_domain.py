@@ -3,7 +3,6 @@
 import datetime as dt
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -12,14 +11,9 @@ from savin.domain.matching import is_repeat, notice_id, notices_for
 from savin.schemas import DeliveryStatus, Registration, parse_event
 from savin.sealing import Sealer, SealError, check_pin, new_key, seal_registration
 from savin.settings import DataKeys
+from support import EXAMPLES
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-def sealer():
-    return Sealer(DataKeys.parse(f"k1:{new_key()}"))
 
 
 def test_seal_round_trip_and_tamper(sealer):

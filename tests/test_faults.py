@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -18,10 +17,9 @@ import urllib.parse
 
 import aiohttp
 import pytest
-from support import event, phone, registration, tally
+from support import event, eventually, metric, phone, registration, tally
 from twilio.request_validator import RequestValidator
 
-from savin.dev.broker import DevBroker, free_port
 from savin.dev.testing.fake_twilio import FakeTwilio
 from savin.dev.testing.smtp_server import SmtpCatcher
 from savin.dev.testing.stack import TWILIO_TOKEN, LocalStack
@@ -41,15 +39,6 @@ def fault_address(code: int) -> str:
     return next(a for a, c in SmtpCatcher.FAULT_ADDRESSES.items() if c == code)
 
 
-def counter(metrics_text: str, name: str, **labels) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in metrics_text.splitlines():
-        m = re.match(rf"{name}{{(.*)}} (\S+)$", line)
-        if m and ",".join(sorted(m.group(1).split(","))) == want:
-            return float(m.group(2))
-    return 0.0
-
-
 async def load(stack: LocalStack, regs: list[str]) -> None:
     report = await stack.import_registrations(regs)
     assert report.errors == []
@@ -65,14 +54,6 @@ async def settled(count, quiet: float) -> None:
             last, since = now, time.monotonic()
 
 
-async def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize("worker_id", [None, "worker-a"], ids=["dynamic", "static-membership"])
 async def test_kill_9_mid_burst_loses_nothing_and_restarts_within_seconds(stack, record_property, worker_id):
     n = 2000
@@ -85,7 +66,7 @@ async def test_kill_9_mid_burst_loses_nothing_and_restarts_within_seconds(stack,
     await load(stack, [registration(f"R-{i}", f"O-{i}", sms=phone(i)) for i in range(n)])
     await stack.publish_events([json.dumps(event("RELEASE_SCHEDULED", f"O-{i}")) for i in range(n)])
 
-    await wait_for(lambda: len(stack.twilio.messages) >= n // 5, 60, "the burst to start")
+    await eventually(lambda: len(stack.twilio.messages) >= n // 5, 60, "the burst to start")
     worker.kill()
     await settled(lambda: len(stack.twilio.messages), quiet=1.0)  # requests already on the wire land
     sent_before_kill = len(stack.twilio.messages)
@@ -93,9 +74,9 @@ async def test_kill_9_mid_burst_loses_nothing_and_restarts_within_seconds(stack,
 
     restarted = time.monotonic()
     stack.worker().launch()
-    await wait_for(lambda: len(stack.twilio.messages) > sent_before_kill, 120, "a notice after the restart")
+    await eventually(lambda: len(stack.twilio.messages) > sent_before_kill, 120, "a notice after the restart")
     first_notice = time.monotonic() - restarted
-    await wait_for(lambda: len({m.to for m in stack.twilio.messages}) >= n, 120, "every notice after restart")
+    await eventually(lambda: len({m.to for m in stack.twilio.messages}) >= n, 120, "every notice after restart")
     await settled(lambda: len(stack.twilio.messages), quiet=3.0)
 
     distinct, repeats = tally(m.to for m in stack.twilio.messages)
@@ -110,17 +91,6 @@ async def test_kill_9_mid_burst_loses_nothing_and_restarts_within_seconds(stack,
     assert repeats <= batch, "at most the sends in flight are repeated"
 
 
-@pytest.fixture
-def own_broker(tmp_path):
-    """A broker this test may stop and start again (the session's broker stays up)."""
-    broker = DevBroker(data_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
-    broker.start(progress=lambda m: None)
-    try:
-        yield broker
-    finally:
-        broker.stop(progress=lambda m: None)
-
-
 async def test_broker_restart_mid_stream_loses_nothing(own_broker, tmp_path, record_property):
     stack = LocalStack(bootstrap=own_broker.bootstrap, workdir=tmp_path / "stack")
     stack.start_peers()
@@ -130,7 +100,7 @@ async def test_broker_restart_mid_stream_loses_nothing(own_broker, tmp_path, rec
         await load(stack, [registration(f"R-{i}", f"O-{i}", sms=phone(i)) for i in range(n)])
         first, second = range(0, n // 2), range(n // 2, n)
         await stack.publish_events([json.dumps(event("RELEASED", f"O-{i}")) for i in first])
-        await wait_for(lambda: len(stack.twilio.messages) >= len(first), 60, "the first half")
+        await eventually(lambda: len(stack.twilio.messages) >= len(first), 60, "the first half")
 
         down = time.monotonic()
         await asyncio.to_thread(own_broker.stop, progress=lambda m: None)
@@ -139,7 +109,7 @@ async def test_broker_restart_mid_stream_loses_nothing(own_broker, tmp_path, rec
         print(f"\nbroker down for {time.monotonic() - down:.1f}s")
 
         await stack.publish_events([json.dumps(event("RELEASED", f"O-{i}")) for i in second])
-        await wait_for(lambda: len({m.to for m in stack.twilio.messages}) >= n, 180, "the second half")
+        await eventually(lambda: len({m.to for m in stack.twilio.messages}) >= n, 180, "the second half")
         distinct, repeats = tally(m.to for m in stack.twilio.messages)
         record_property("broker_restart_lost", n - distinct)
         record_property("broker_restart_duplicates", repeats)
@@ -164,7 +134,7 @@ async def test_provider_outage_for_a_minute_drains_after_it_without_failing_any(
     outage_ended = time.time()
     assert stack.twilio.messages == [], "a message was accepted during the outage"
 
-    await wait_for(lambda: len({m.to for m in stack.twilio.messages}) >= n, 120, "the backlog to drain")
+    await eventually(lambda: len({m.to for m in stack.twilio.messages}) >= n, 120, "the backlog to drain")
     drain = max(m.at for m in stack.twilio.messages) - outage_ended
     print(f"\noutage of {outage_ended - outage_started:.0f}s: drained {drain:.1f}s after it ended")
     record_property("outage_drain_seconds", round(drain, 1))
@@ -202,7 +172,7 @@ async def test_permanent_errors_end_at_once_and_opt_out_suppresses_the_contact(s
 
     first = event("RELEASED", "O-PERM")
     await stack.publish_events([json.dumps(first)])
-    await wait_for(lambda: len(stack.twilio.faults) >= len(codes), 30, "the first tries")
+    await eventually(lambda: len(stack.twilio.faults) >= len(codes), 30, "the first tries")
     await stack.wait_caught_up(stack.topics.notices_urgent)
     results = await stack.results()
     by_reg = {r.registration_id: r for r in results if r.status is not DeliveryStatus.RETRYING}
@@ -217,7 +187,7 @@ async def test_permanent_errors_end_at_once_and_opt_out_suppresses_the_contact(s
     faults_before = len(stack.twilio.faults)
     second = event("ESCAPED", "O-PERM")
     await stack.publish_events([json.dumps(second)])
-    await wait_for(lambda: len(stack.twilio.faults) >= faults_before + len(codes) - 1, 30, "the second tries")
+    await eventually(lambda: len(stack.twilio.faults) >= faults_before + len(codes) - 1, 30, "the second tries")
     await stack.wait_caught_up(stack.topics.notices_urgent)
     await asyncio.sleep(1)
     assert len(stack.twilio.faults) == faults_before + len(codes) - 1
@@ -248,7 +218,7 @@ async def test_callbacks_forged_replayed_and_out_of_order(stack):
     await load(stack, [registration("R-CB", "O-CB", sms=phone(1)),
                        registration("R-UND", "O-CB", sms=next(iter(FakeTwilio.CALLBACK_OUTCOMES)))])
     await stack.publish_events([json.dumps(event("RELEASED", "O-CB"))])
-    await wait_for(lambda: len(stack.twilio.callback_responses) >= 4, 30, "the status callbacks")
+    await eventually(lambda: len(stack.twilio.callback_responses) >= 4, 30, "the status callbacks")
     assert {status for *_, status in stack.twilio.callback_responses} == {200}
 
     results = [r for r in await _results_until(stack, lambda rs: len([r for r in rs if r.source == "callback"]) >= 4)]
@@ -261,7 +231,7 @@ async def test_callbacks_forged_replayed_and_out_of_order(stack):
     # The late "sent" after the final status changed nothing in the ledger.
     await stack.wait_caught_up(stack.topics.delivery_results)
     metrics = worker.metrics()
-    assert counter(metrics, "savin_callbacks_total", outcome="stale") >= 2
+    assert metric(metrics, "savin_callbacks_total", outcome="stale") >= 2
 
     # Forged: a valid-looking callback signed with another token; replayed: one already honoured.
     url = f"{stack.env()['SAVIN_TWILIO_STATUS_CALLBACK']}?" + urllib.parse.urlencode(
@@ -282,9 +252,9 @@ async def test_callbacks_forged_replayed_and_out_of_order(stack):
         assert await post(good) == 409
     # The one honoured "failed" arrived after "delivered": stale, not applied.
     await stack.wait_caught_up(stack.topics.delivery_results)
-    assert counter(worker.metrics(), "savin_callbacks_total", outcome="forged") == 2
-    assert counter(worker.metrics(), "savin_callbacks_total", outcome="replayed") == 1
-    assert counter(worker.metrics(), "savin_callbacks_total", outcome="stale") >= 3
+    assert metric(worker.metrics(), "savin_callbacks_total", outcome="forged") == 2
+    assert metric(worker.metrics(), "savin_callbacks_total", outcome="replayed") == 1
+    assert metric(worker.metrics(), "savin_callbacks_total", outcome="stale") >= 3
 
 
 async def _results_until(stack, predicate, timeout: float = 30.0):

@@ -9,15 +9,13 @@ import asyncio
 import json
 import logging
 import re
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
 
 import pytest
-from support import event, phone, registration
+from support import event, eventually, phone, registration
 
-from savin.dev.broker import DevBroker, free_port
 from savin.dev.testing.stack import LocalStack
 from savin.logs import RepeatFilter, install_repeat_filter
 from savin.notifiers.base import ConfigurationFault, Notifier
@@ -196,26 +194,6 @@ def test_the_worker_serves_savins_pages_and_nothing_else(stack):
 # ---- a broker outage under a running worker --------------------------------------------------
 
 
-@pytest.fixture
-def own_broker(tmp_path):
-    """A broker this test may stop and start again (the session's broker stays up)."""
-    broker = DevBroker(data_dir=tmp_path / "kafka", port=free_port(), controller_port=free_port(), heap="512m")
-    broker.start(progress=lambda m: None)
-    try:
-        yield broker
-    finally:
-        broker.stop(progress=lambda m: None)
-
-
-async def until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (found := await asyncio.to_thread(predicate)):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.5)
-    return found
-
-
 LOG_LINE = re.compile(r"^\[[^\]]+\] \[\d+\] \[(WARNING|ERROR|CRITICAL)\] (.*)$")
 
 
@@ -235,7 +213,7 @@ async def test_readyz_follows_kafka_down_and_back_and_the_outage_is_not_a_flood(
         before = len(worker.tail(10**9))
 
         await asyncio.to_thread(own_broker.stop, progress=lambda m: None)
-        _, body = await until(lambda: (r := worker.readiness())[0] == 503 and r, 60, "readyz to answer 503")
+        _, body = await eventually(lambda: (r := worker.readiness())[0] == 503 and r, 60, "readyz to answer 503")
         assert "kafka" in body["failing"] and body["checks"]["kafka"]["ok"] is False
         assert worker.live()
         assert "savin_kafka_connected 0.0" in worker.metrics()
@@ -244,7 +222,7 @@ async def test_readyz_follows_kafka_down_and_back_and_the_outage_is_not_a_flood(
         assert (await asyncio.to_thread(worker.readiness))[0] == 503
 
         await asyncio.to_thread(own_broker.start, progress=lambda m: None)
-        await until(worker.ready, 120, "readyz to answer 200 again")
+        await eventually(worker.ready, 120, "readyz to answer 200 again")
         metrics = worker.metrics()
         assert "savin_kafka_connected 1.0" in metrics
         held = sum(float(v) for v in re.findall(r"^savin_log_lines_suppressed_total\{[^}]*\} (\S+)$", metrics, re.MULTILINE))

@@ -25,8 +25,7 @@ from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure,
 from savin.notifiers.smtp_email import SmtpEmail
 from savin.rendering import Renderer
 from savin.schemas import parse_event
-from savin.sealing import Sealer, new_key
-from savin.settings import DataKeys
+from savin.sealing import Sealer
 
 USER, PASSWORD = SMTP_USER, SMTP_PASSWORD
 FROM = "Victim Notification <notices@doc.mo.example>"
@@ -42,11 +41,6 @@ class Mail:
 
 MAIL = Mail("Release notice: John Q. Doe (MO-1)", "John Q. Doe was released on 2024-05-01.",
             "<p>John Q. Doe was <b>released</b> on 2024-05-01.</p>")
-
-
-@pytest.fixture(scope="module")
-def sealer() -> Sealer:
-    return Sealer(DataKeys.parse(f"k1:{new_key()}"))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ status callbacks (signature, replay, statuses), and privacy."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import urllib.parse
 import uuid
@@ -21,8 +20,7 @@ from savin.dev.testing.fake_twilio import FakeTwilio
 from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure, TemporaryFailure
 from savin.notifiers.twilio_sms import TWILIO_STATUSES, StatusCallbacks, TwilioSMS, classify
 from savin.schemas import DeliveryStatus
-from savin.sealing import Sealer, new_key
-from savin.settings import DataKeys
+from savin.sealing import Sealer
 
 SID, TOKEN = "AC" + "cd" * 16, "notifier-token"
 FROM = "+15005550006"
@@ -34,11 +32,6 @@ CALLBACK = "http://127.0.0.1:6066/callbacks/twilio/status"
 @dataclass(frozen=True)
 class RenderedSMS:
     text: str
-
-
-@pytest.fixture(scope="module")
-def sealer() -> Sealer:
-    return Sealer(DataKeys({"k1": base64.b64decode(new_key())}))
 
 
 def outbound(sealer: Sealer, address: str = NUMBER, text: str = BODY) -> Outbound:

@@ -10,19 +10,14 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 
 import pytest
 from savin.topics import ensure_topics, partition_for, producer
-from support import event, phone, registration
+from support import event, metric, phone, registration
 
 pytestmark = pytest.mark.e2e
 
 MB = 1024 * 1024
-
-
-def counter(metrics_text: str, name: str) -> float:
-    return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", metrics_text, re.M))
 
 
 def junk(size: int) -> list[bytes]:
@@ -81,5 +76,5 @@ async def test_oversized_and_random_records_are_dead_lettered_and_the_rest_flows
         assert d.value_truncated == (len(excerpt) < len(original))
         assert len(d.model_dump_json()) < MB, "a dead letter stays within the producer's limit"
     metrics = worker.metrics()
-    assert counter(metrics, "savin_stage_rewinds_total") == 0, "no stage went back to its last commit"
-    assert counter(metrics, "savin_dead_letters_total") == len(bad)
+    assert metric(metrics, "savin_stage_rewinds_total") == 0, "no stage went back to its last commit"
+    assert metric(metrics, "savin_dead_letters_total") == len(bad)

@@ -4,7 +4,6 @@ Budgets are in test_rendering_budgets.py, Spanish spelling in
 test_rendering_spanish.py."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +23,8 @@ from savin.rendering import (
 )
 from savin.schemas.events import EVENT_TYPES, parse_event
 from savin.schemas.payloads import RetractableType
+from support import EVENTS
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "events"
 LANGUAGES = ("en", "es")
 RETRACTABLE = RetractableType.__args__
 
@@ -36,7 +35,7 @@ OFFICE = {"en": "Office of Victim Services", "es": "Oficina de Servicios a Víct
 
 def event(event_type: str, *, payload: dict | None = None, **envelope) -> dict:
     """The example event of ``event_type`` with changes, validated and in JSON mode."""
-    doc = json.loads((EXAMPLES / f"{event_type}.json").read_text())
+    doc = json.loads((EVENTS / f"{event_type}.json").read_text())
     doc.update(envelope)
     doc["payload"].update(payload or {})
     return parse_event(json.dumps(doc)).model_dump(mode="json")

@@ -12,8 +12,8 @@ import pytest
 
 from savin.rendering import RenderedSMS, Renderer, gsm
 from savin.schemas.events import EVENT_TYPES, Urgency, parse_event
+from support import EVENTS
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "events"
 LANGUAGES = ("en", "es")
 SENDER = {"en": "MO Victim Notification: ", "es": "Notificación a víctimas MO: "}
 STOP = {"en": " Reply STOP to opt out", "es": " Responda STOP para cancelar"}
@@ -41,7 +41,7 @@ def words(n: int) -> str:
 
 
 def event(event_type: str, name: str, *, longest: bool = False) -> dict:
-    doc = json.loads((EXAMPLES / f"{event_type}.json").read_text())
+    doc = json.loads((EVENTS / f"{event_type}.json").read_text())
     doc["offender_name"] = name
     if longest:
         doc["payload"].update({k: words(n) for k, n in FREE_TEXT.items() if k in doc["payload"]})

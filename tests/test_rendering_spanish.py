@@ -5,14 +5,13 @@ words; no word loses its accent to fit GSM-7."""
 import json
 import re
 import unicodedata
-from pathlib import Path
 
 import pytest
 
 from savin.rendering import Renderer
 from savin.schemas.events import EVENT_TYPES, parse_event
+from support import EVENTS
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "events"
 
 NAMES = (
     "José Ángel Núñez Peña",
@@ -54,7 +53,7 @@ UNACCENTED = re.compile(
 
 
 def event(event_type: str, name: str) -> dict:
-    doc = json.loads((EXAMPLES / f"{event_type}.json").read_text())
+    doc = json.loads((EVENTS / f"{event_type}.json").read_text())
     doc["offender_name"] = name
     return parse_event(json.dumps(doc)).model_dump(mode="json")
 

@@ -5,11 +5,9 @@ the worker as its own process."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ import pytest
 from savin.dev.testing.fake_twilio import FakeTwilio
 from savin.ops.reading import read_topic
 from savin.streams.store import RocksStore
-from support import event, registration
+from support import event, eventually, registration
 
 pytestmark = pytest.mark.e2e
 
@@ -40,15 +38,6 @@ def stored_keys(data_dir: Path, stage: str, prefix: bytes) -> set[bytes]:
     return keys
 
 
-async def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := await predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.3)
-    return value
-
-
 async def test_seen_ids_and_final_ledger_entries_past_retention_are_forgotten_for_good(stack):
     days = str(RETENTION_S / 86_400)
     stack.worker_env.update(SAVIN_DEDUP_DAYS=days, SAVIN_LEDGER_RETENTION_DAYS=days, SAVIN_EXPIRY_INTERVAL="1")
@@ -63,7 +52,7 @@ async def test_seen_ids_and_final_ledger_entries_past_retention_are_forgotten_fo
     async def failed():
         return next((r for r in await stack.results() if r.status.value == "failed"), None)
 
-    result = await wait_for(failed, 60, "the notice to fail")
+    result = await eventually(failed, 60, "the notice to fail")
     seen_key = b"s:" + released["event_id"].encode()
     ledger_key = b"l:" + str(result.notice_id).encode()
 
@@ -71,7 +60,7 @@ async def test_seen_ids_and_final_ledger_entries_past_retention_are_forgotten_fo
         text = worker.metrics()
         return expired_count(text, "match") >= 1 and expired_count(text, "deliver") >= 1
 
-    await wait_for(swept, 60, "both stages to sweep their stores")
+    await eventually(swept, 60, "both stages to sweep their stores")
 
     async def tombstoned():
         last = None
@@ -80,7 +69,7 @@ async def test_seen_ids_and_final_ledger_entries_past_retention_are_forgotten_fo
                 last = record
         return last is not None and last.value is None
 
-    await wait_for(tombstoned, 30, "a tombstone for the ledger entry in deliver-state")
+    await eventually(tombstoned, 30, "a tombstone for the ledger entry in deliver-state")
     worker.stop()
     assert seen_key not in stored_keys(data_dir, "match", b"s:")
     assert ledger_key not in stored_keys(data_dir, "deliver", b"l:")
