@@ -1,29 +1,47 @@
-"""The ``savin`` command line."""
+"""The ``savin`` command line.
+
+Every command that talks to Kafka first checks, quickly, that a broker
+answers; a broker that does not, or a Kafka error later on, is one line on
+stderr and exit code 1. Input files are read and checked before any
+connection is made. Output carries ids, never a name, address or message.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from savin import __version__
 from savin.dev.broker import BrokerError, DevBroker
+from savin.schemas.notices import DeliveryStatus
 from savin.settings import Settings, SettingsError, load_settings
 
-app = typer.Typer(help="savin: event-driven victim notification engine.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-broker_app = typer.Typer(help="Run a local single-node Kafka (KRaft) for development.", no_args_is_help=True)
-schema_app = typer.Typer(help="Published JSON Schemas.", no_args_is_help=True)
-registrations_app = typer.Typer(help="Victim registrations.", no_args_is_help=True)
-dead_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
-keys_app = typer.Typer(help="Data keys for sealing personal data.", no_args_is_help=True)
-notices_app = typer.Typer(help="Audit notices: where each one stands and how it got there.", no_args_is_help=True)
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _typer(help: str) -> typer.Typer:
+    return typer.Typer(help=help, no_args_is_help=True, context_settings=CONTEXT, pretty_exceptions_enable=False)
+
+
+app = _typer("savin: event-driven victim notification engine.")
+broker_app = _typer("Run a local single-node Kafka (KRaft) for development.")
+schema_app = _typer("Published JSON Schemas.")
+registrations_app = _typer("Victim registrations.")
+dead_app = _typer("Inspect and replay dead letters.")
+keys_app = _typer("Data keys for sealing personal data.")
+notices_app = _typer("Audit notices: where each one stands and how it got there.")
 app.add_typer(broker_app, name="broker")
 app.add_typer(schema_app, name="schema")
 app.add_typer(registrations_app, name="registrations")
@@ -32,12 +50,38 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(notices_app, name="notices")
 
 out = Console()
-err = Console(stderr=True)
+# Messages are never wrapped: one message, one line, whatever the terminal's width.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+T = TypeVar("T")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"savin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+):
+    """savin: event-driven victim notification engine."""
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message is text, not markup: "[A-Z]{3}" in a validation message must survive.
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     return typer.Exit(code)
+
+
+def say(message: str) -> None:
+    """A line of output, as text (never markup), not wrapped."""
+    out.print(Text(message), soft_wrap=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    err.print(Text.assemble(("warning:", "bold yellow"), " ", message))
 
 
 def dev_extra() -> None:
@@ -55,6 +99,74 @@ def settings() -> Settings:
         return load_settings()
     except SettingsError as e:
         raise fail(str(e), 2) from None
+
+
+@contextlib.contextmanager
+def _quiet_kafka_client():
+    """The Kafka client logs every failed connection attempt; the command says it once."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def check_broker(s: Settings) -> None:
+    """Fail with one line unless a broker answers at SAVIN_KAFKA_BOOTSTRAP."""
+    from savin.ops.connection import BrokerUnavailable, require_broker
+
+    with _quiet_kafka_client():
+        try:
+            asyncio.run(require_broker(s.kafka_bootstrap))
+        except BrokerUnavailable as e:
+            raise fail(str(e)) from None
+
+
+def kafka(s: Settings, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's Kafka work at the command boundary: the broker is checked
+    first, and any Kafka failure becomes one line and exit code 1."""
+    from aiokafka.errors import KafkaError
+
+    from savin.ops.connection import BrokerUnavailable, require_broker
+    from savin.topics import TopicSetupError
+
+    async def run() -> T:
+        await require_broker(s.kafka_bootstrap)
+        return await work()
+
+    with _quiet_kafka_client():
+        try:
+            return asyncio.run(run())
+        except (BrokerUnavailable, TopicSetupError) as e:
+            raise fail(str(e)) from None
+        except (KafkaError, OSError, asyncio.TimeoutError) as e:
+            raise fail(f"Kafka at {s.kafka_bootstrap} (SAVIN_KAFKA_BOOTSTRAP) failed: "
+                       f"{type(e).__name__}{': ' + str(e) if str(e) else ''}") from None
+
+
+def show_table(title: str, columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
+    """A table; columns are (header, is an id). Ids are never cut short: they
+    stay on one line, and when the terminal is too narrow for them and the
+    other columns, each row is printed as a block of lines instead."""
+    ids = [i for i, (_, is_id) in enumerate(columns) if is_id]
+    id_width = sum(max([len(r[i]) for r in rows] + [len(columns[i][0])]) for i in ids)
+    others = len(columns) - len(ids)
+    if id_width + 10 * others + 3 * len(columns) + 1 <= out.width:
+        table = Table(title=title)
+        for header, is_id in columns:
+            table.add_column(header, no_wrap=is_id, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        out.print(table)
+        return
+    out.print(Text(title, style="italic"))
+    width = max(len(h) for h, _ in columns)
+    for row in rows:
+        out.print()
+        for (header, _), cell in zip(columns, row):
+            out.print(Text(f"{header:<{width}}  {cell}"), soft_wrap=True)
 
 
 # ---- broker -------------------------------------------------------------------
@@ -79,12 +191,13 @@ def broker_start(
         from savin.dev.broker import broker_reachable
 
         if broker_reachable(external):
-            out.print(f"SAVIN_KAFKA_BOOTSTRAP names a running broker; using {external}")
+            say(f"SAVIN_KAFKA_BOOTSTRAP names a running broker; using {external}")
             print(external)
             return
         raise fail(f"SAVIN_KAFKA_BOOTSTRAP={external} is set but no broker answers there")
     try:
-        bootstrap = _broker(data_dir, port, controller_port, heap).start(progress=lambda m: err.print(m))
+        bootstrap = _broker(data_dir, port, controller_port, heap).start(
+            progress=lambda m: err.print(m, markup=False, highlight=False))
     except BrokerError as e:
         raise fail(str(e)) from None
     print(bootstrap)
@@ -93,7 +206,7 @@ def broker_start(
 @broker_app.command("stop")
 def broker_stop(data_dir: DataDir = Path("var/kafka")):
     """Stop the broker started from DATA_DIR; no process is left behind."""
-    DevBroker(data_dir=data_dir).stop(progress=lambda m: err.print(m))
+    DevBroker(data_dir=data_dir).stop(progress=lambda m: err.print(m, markup=False, highlight=False))
 
 
 @broker_app.command("status")
@@ -102,9 +215,9 @@ def broker_status(data_dir: DataDir = Path("var/kafka")):
     st = DevBroker(data_dir=data_dir).status()
     if st.running:
         bootstrap = DevBroker(data_dir=data_dir).pid_file.read_text().split()[1]
-        out.print(f"running: pid {st.pid}, bootstrap {bootstrap}, data {st.data_dir}")
+        say(f"running: pid {st.pid}, bootstrap {bootstrap}, data {st.data_dir}")
     else:
-        out.print(f"not running (data {st.data_dir})")
+        say(f"not running (data {st.data_dir})")
         raise typer.Exit(1)
 
 
@@ -117,52 +230,72 @@ def schema_export(directory: Path = typer.Argument(..., help="Output directory."
     from savin.schemas.export import export
 
     for path in export(directory):
-        out.print(f"wrote {path}")
+        say(f"wrote {path}")
 
 
 @keys_app.command("new")
-def keys_new(key_id: str = typer.Option("k1", help="Key id recorded in every sealed value.")):
+def keys_new(key_id: str = typer.Option("k1", help="Key id recorded in every sealed value: letters, digits or _.")):
     """Print a fresh AES-256 data key in SAVIN_DATA_KEY form."""
     from savin.sealing import new_key
+    from savin.settings import DataKeys
 
-    print(f"{key_id}:{new_key()}")
+    line = f"{key_id}:{new_key()}"
+    try:
+        # Read back by the very rule SAVIN_DATA_KEY is read with, so a printed key is always usable;
+        # a separator (",", ":") or a space in the id would make it read as something else.
+        if key_id.strip() != key_id or "," in key_id or ":" in key_id or list(DataKeys.parse(line).keys) != [key_id]:
+            raise ValueError(f"key id {key_id!r} must be letters, digits or _, not starting with a digit")
+    except ValueError as e:
+        raise fail(f"--key-id: {e}", 2) from None
+    print(line)
 
 
 # ---- publishing ---------------------------------------------------------------------
 
 
-def _lines(source: str):
+def _read_source(source: str) -> bytes:
+    """The whole input, read before any connection is made."""
     if source == "-":
-        yield from sys.stdin.buffer
-        return
+        return sys.stdin.buffer.read()
     path = Path(source)
     if not path.exists():
         raise fail(f"{source}: no such file")
-    with path.open("rb") as f:
-        yield from f
+    if path.is_dir():
+        raise fail(f"{source}: is a directory, not a file")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise fail(f"{source}: cannot be read ({e.strerror or type(e).__name__})") from None
 
 
 def _publish(source: str, encoder_for, topic_of) -> None:
-    from savin.ops.publishing import publish_lines
+    from savin.ops.publishing import prepare, publish_prepared
     from savin.topics import Topics
 
     s = settings()
+    data = _read_source(source)
+    encode = encoder_for(s)
     topics = Topics(s)
-    encoder = encoder_for(s)
-    with err.status("publishing...") as status:
-        report = asyncio.run(
-            publish_lines(_lines(source), encoder, s.kafka_bootstrap, topic_of(topics), topics,
-                          progress=lambda n: status.update(f"published {n}"))
-        )
-    for e in report.errors:
-        err.print(f"[red]{source}:{e.line}:[/] {e.error}", highlight=False)
-    out.print(f"published {report.published}, rejected {len(report.errors)} to {topic_of(topics)}")
-    if report.errors:
+    prepared = prepare(data, encode)
+    for e in prepared.errors:
+        err.print(Text.assemble((f"{source}:{e.line}:", "red"), " ", e.error))
+    published = 0
+    if prepared.outgoing:
+        with err.status("publishing...") as status:
+            published = kafka(s, lambda: publish_prepared(
+                prepared.outgoing, s.kafka_bootstrap, topic_of(topics), topics,
+                progress=lambda n: status.update(f"published {n}"), replication=s.replication_factor))
+    say(f"published {published}, rejected {len(prepared.errors)} to {topic_of(topics)}")
+    if prepared.errors:
         raise typer.Exit(1)
 
 
+SourceHelp = ("A file of JSON lines, or one JSON document (an object or an array of objects, "
+              "pretty-printed or not); - reads stdin.")
+
+
 @app.command("publish")
-def publish(source: str = typer.Argument(..., help="JSON-lines file of custody events, or - for stdin.")):
+def publish(source: str = typer.Argument(..., help=f"Custody events. {SourceHelp}")):
     """Validate custody events and publish them to the custody-events topic."""
     from savin.ops.publishing import event_encoder
 
@@ -170,7 +303,7 @@ def publish(source: str = typer.Argument(..., help="JSON-lines file of custody e
 
 
 @registrations_app.command("import")
-def registrations_import(source: str = typer.Argument(..., help="JSON-lines file of registrations, or -.")):
+def registrations_import(source: str = typer.Argument(..., help=f"Registrations. {SourceHelp}")):
     """Seal and publish registrations (add, update or cancel)."""
     from savin.ops.publishing import registration_encoder
     from savin.sealing import Sealer
@@ -197,45 +330,118 @@ def worker():
         s.data_keys
     except SettingsError as e:
         raise fail(str(e), 2) from None
-    run_worker(s)
+    check_broker(s)
+    from savin.topics import TopicSetupError
+
+    try:
+        run_worker(s)
+    except TopicSetupError as e:
+        raise fail(str(e)) from None
 
 
 # ---- dead letters -------------------------------------------------------------------
 
+ReasonOption = typer.Option(None, "--reason", help="Only dead letters whose reason contains this (any case).")
+TopicOption = typer.Option(None, "--topic", help="Only those from this source topic (the namespace may be left out).")
+SinceOption = typer.Option(None, "--since", help="Only those from this time on: ISO (UTC unless it has an offset) "
+                                                 "or a span back from now such as 30m, 2h, 7d.")
+UntilOption = typer.Option(None, "--until", help="Only those up to this time; the same forms as --since.")
+
+
+def _selection(ids: list[str], reason: str | None, topic: str | None, since: str | None, until: str | None):
+    from savin.domain.clock import utcnow
+    from savin.ops.dead_letters import Selection, parse_when
+
+    now = utcnow()
+    times = {}
+    for name, text in (("since", since), ("until", until)):
+        if text is not None:
+            try:
+                times[name] = parse_when(text, now)
+            except ValueError as e:
+                raise fail(f"--{name}: {e}", 2) from None
+    return Selection(ids=frozenset(ids), reason=reason, topic=topic, **times)
+
+
+def _replayed(entry) -> str:
+    if entry.replay is not None:
+        return f"yes, {entry.replay.at.isoformat(timespec='seconds')}"
+    return "no (excerpt only)" if entry.letter.value_truncated else "no"
+
 
 @dead_app.command("list")
-def dead_letters_list(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")):
-    """Dead letters with their reason and source; never their content."""
-    from savin.ops.dead_letters import list_dead_letters
+def dead_letters_list(
+    reason: Optional[str] = ReasonOption,
+    topic: Optional[str] = TopicOption,
+    since: Optional[str] = SinceOption,
+    until: Optional[str] = UntilOption,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+):
+    """Dead letters with their reason, source and whether they were replayed; never their content."""
+    from savin.ops.dead_letters import dead_letter_entries
 
     s = settings()
-    letters = asyncio.run(list_dead_letters(s))
+    selection = _selection([], reason, topic, since, until)
+    listing = kafka(s, lambda: dead_letter_entries(s, selection))
+    if listing.unreadable:
+        warn(f"{listing.unreadable} records on the dead-letter topics could not be read and are not shown")
     if as_json:
-        for d in letters:
-            print(json.dumps({k: v for k, v in d.model_dump(mode="json").items() if k not in ("value_b64", "key_b64")}))
+        for e in listing.entries:
+            print(json.dumps(e.summary()))
         return
-    table = Table("id", "at", "source", "reason", title=f"{len(letters)} dead letters")
-    for d in letters:
-        table.add_row(str(d.dead_letter_id), d.at.isoformat(timespec="seconds"),
-                      f"{d.source_topic}[{d.source_partition}]@{d.source_offset}", d.reason)
-    out.print(table)
+    rows = []
+    for e in listing.entries:
+        d = e.letter
+        rows.append([e.id, d.at.isoformat(timespec="seconds"), f"{d.source_topic}[{d.source_partition}]@{d.source_offset}",
+                     d.reason, _replayed(e), str(d.replay_of) if d.replay_of else ""])
+    columns = [("id", True), ("at", False), ("source", False), ("reason", False), ("replayed", False),
+               ("replay of", True)]
+    if not any(row[-1] for row in rows):
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
+    show_table(f"{len(rows)} dead letters", columns, rows)
 
 
 @dead_app.command("replay")
 def dead_letters_replay(
-    dead_letter_id: Optional[str] = typer.Option(None, "--id", help="Replay one dead letter."),
-    all_: bool = typer.Option(False, "--all", help="Replay every dead letter."),
+    dead_letter_ids: Optional[list[str]] = typer.Option(None, "--id", help="Replay this dead letter (repeatable)."),
+    all_: bool = typer.Option(False, "--all", help="Replay every dead letter not yet replayed (narrowed by the filters)."),
+    reason: Optional[str] = ReasonOption,
+    topic: Optional[str] = TopicOption,
+    since: Optional[str] = SinceOption,
+    until: Optional[str] = UntilOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be sent; send nothing."),
 ):
-    """Send dead letters back to their source topic once the cause is fixed."""
+    """Send dead letters back to their source topic once the cause is fixed; each is sent once, however often this runs."""
     from savin.ops.dead_letters import replay_dead_letters
 
-    if bool(dead_letter_id) == all_:
-        raise fail("give exactly one of --id ID or --all", 2)
+    ids = dead_letter_ids or []
+    if bool(ids) == all_:
+        raise fail("give --id ID (one or more) or --all", 2)
     s = settings()
-    n = asyncio.run(replay_dead_letters(s, dead_letter_id))
-    if dead_letter_id and n == 0:
-        raise fail(f"no dead letter with id {dead_letter_id}")
-    out.print(f"replayed {n}")
+    selection = _selection(ids, reason, topic, since, until)
+    report = kafka(s, lambda: replay_dead_letters(s, selection, dry_run=dry_run))
+    for e in report.sent:
+        d = e.letter
+        if dry_run:
+            say(f"would replay {e.id} to {d.source_topic}[{d.source_partition}] "
+                f"({len(e.value)} bytes, from offset {d.source_offset})")
+        else:
+            r = e.replay
+            say(f"replayed {e.id} to {r.to_topic}[{r.to_partition}]@{r.to_offset}")
+    for e in report.already:
+        if ids:
+            say(f"{e.id} was replayed at {e.replay.at.isoformat(timespec='seconds')}; not sent again")
+    for e, why in report.refused:
+        err.print(Text.assemble(("refused:", "bold red"), f" dead letter {e.id} is not replayed: {why}"))
+    found = {e.id for e in (*report.sent, *report.already, *(e for e, _ in report.refused))}
+    missing = [i for i in ids if i not in found]
+    filtered = any(v is not None for v in (reason, topic, since, until))
+    for i in missing:
+        fail(f"no dead letter with id {i}{' that matches the filters' if filtered else ''}")
+    verb = "would replay" if dry_run else "replayed"
+    say(f"{verb} {len(report.sent)}, already replayed {len(report.already)}, refused {len(report.refused)}")
+    if report.refused or missing:
+        raise typer.Exit(1)
 
 
 # ---- notices ------------------------------------------------------------------------
@@ -244,24 +450,21 @@ def dead_letters_replay(
 def _histories(s: Settings):
     from savin.ops.audit import delivery_results, notice_histories
 
-    return notice_histories(asyncio.run(delivery_results(s)))
+    return notice_histories(kafka(s, lambda: delivery_results(s)))
 
 
 @notices_app.command("list")
 def notices_list(
-    status: Optional[str] = typer.Option(None, help="Only notices now in this status, e.g. failed, retrying."),
+    # An enum, so --help lists the statuses and a typo is refused by name.
+    status: Optional[DeliveryStatus] = typer.Option(None, help="Only notices now in this status."),
     event_id: Optional[str] = typer.Option(None, "--event-id", help="Only notices of this event."),
     registration_id: Optional[str] = typer.Option(None, "--registration-id", help="Only this registration's."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ):
     """Every notice with its current status, tries and last error (ids only, no contact details)."""
-    from savin.schemas import DeliveryStatus
-
-    if status is not None and status not in {s.value for s in DeliveryStatus}:
-        raise fail(f"--status must be one of {', '.join(s.value for s in DeliveryStatus)}", 2)
     rows = []
     for h in _histories(settings()).values():
-        if status and (h.status is None or h.status.value != status):
+        if status is not None and h.status is not status:
             continue
         if event_id and str(h.first("event_id")) != event_id:
             continue
@@ -279,16 +482,18 @@ def notices_list(
         for row in rows:
             print(json.dumps(row))
         return
-    table = Table("notice", "status", "event", "registration", "channel", "tries", "last error", "updated",
-                  title=f"{len(rows)} notices")
-    for row in rows:
-        table.add_row(row["notice_id"], row["status"], row["event_type"], row["registration_id"], row["channel"],
-                      str(row["attempts"]), row["last_error"] or "", row["updated"])
-    out.print(table)
+    show_table(f"{len(rows)} notices",
+               [("notice", True), ("status", False), ("event", False), ("registration", True), ("channel", False),
+                ("tries", False), ("last error", False), ("updated", False)],
+               [[row["notice_id"], row["status"] or "", row["event_type"] or "", row["registration_id"] or "",
+                 row["channel"] or "", str(row["attempts"]), row["last_error"] or "", row["updated"]] for row in rows])
 
 
 @notices_app.command("show")
-def notices_show(notice_id: str = typer.Argument(..., help="The notice id (see `savin notices list`).")):
+def notices_show(
+    notice_id: str = typer.Argument(..., help="The notice id (see `savin notices list`)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: each try, acceptance and callback."),
+):
     """One notice end to end: every try, provider acceptance and status callback, in order."""
     import uuid as _uuid
 
@@ -299,14 +504,19 @@ def notices_show(notice_id: str = typer.Argument(..., help="The notice id (see `
     h = _histories(settings()).get(key)
     if h is None:
         raise fail(f"no delivery results for notice {notice_id}")
-    out.print(f"notice {notice_id}: [bold]{h.status.value if h.status else '?'}[/bold] "
-              f"({h.first('event_type')} event {h.first('event_id')}, registration {h.first('registration_id')}, "
-              f"{h.first('channel').value if h.first('channel') else '?'})")
-    table = Table("at", "source", "status", "try", "provider", "reference", "error")
-    for r in h.results:
-        table.add_row(r.at.isoformat(timespec="milliseconds"), r.source, r.status.value, str(r.attempt),
-                      r.provider or "", r.provider_ref or "", f"{r.error_code or ''} {r.error or ''}".strip())
-    out.print(table)
+    if as_json:
+        for r in h.results:
+            print(r.model_dump_json())
+        return
+    channel = h.first("channel")
+    out.print(Text.assemble(f"notice {notice_id}: ", (h.status.value if h.status else "?", "bold"),
+                            f" ({h.first('event_type')} event {h.first('event_id')}, registration "
+                            f"{h.first('registration_id')}, {channel.value if channel else '?'})"), soft_wrap=True)
+    show_table(f"{len(h.results)} results",
+               [("at", False), ("source", False), ("status", False), ("try", False), ("provider", False),
+                ("reference", True), ("error", False)],
+               [[r.at.isoformat(timespec="milliseconds"), r.source, r.status.value, str(r.attempt), r.provider or "",
+                 r.provider_ref or "", f"{r.error_code or ''} {r.error or ''}".strip()] for r in h.results])
 
 
 # ---- demo and bench --------------------------------------------------------------------

@@ -46,7 +46,7 @@ class DataKeys:
             if not sep:
                 kid, b64 = f"k{n + 1}", item
             if not kid.isidentifier():
-                raise ValueError(f"key id {kid!r} must be letters, digits or _")
+                raise ValueError(f"key id {kid!r} must be letters, digits or _, not starting with a digit")
             try:
                 raw = base64.b64decode(b64, validate=True)
             except ValueError:
@@ -64,7 +64,8 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
-    namespace: str = Field("savin", pattern=r"^[A-Za-z0-9._-]+$")
+    #: Kafka allows 249 characters in a topic name; the namespace leaves room for the longest suffix.
+    namespace: str = Field("savin", pattern=r"^[A-Za-z0-9._-]+$", max_length=200)
     partitions: int = Field(4, ge=1, le=256)
     replication_factor: int = Field(1, ge=1)
 
@@ -124,6 +125,15 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(10.0, gt=0)
     email_from: str = "Victim Notification <notices@savin.invalid>"
 
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, v: str):
+        for server in v.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not (sep and host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535):
+                raise ValueError(_BOOTSTRAP_FORM)
+        return v
+
     @field_validator("retry_delays", mode="before")
     @classmethod
     def _split_delays(cls, v):
@@ -174,13 +184,58 @@ class Settings(BaseSettings):
         return f"{self.namespace}.{name}"
 
 
+_BOOTSTRAP_FORM = "must be host:port, or several separated by commas, e.g. 127.0.0.1:9092"
+_NAME_CHARACTERS = "letters, digits, '.', '_' or '-'"
+
+#: What a setting with a pattern allows, in words (the pattern itself helps no one).
+ALLOWED = {
+    "namespace": f"must be 1 to 200 {_NAME_CHARACTERS}",
+    "worker_id": f"must be 1 to 64 {_NAME_CHARACTERS}",
+    "store": "must be rocksdb or memory",
+    "log_level": "must be debug, info, warning or error",
+}
+
+
+def _bounds(field: str) -> str:
+    """``from 1 to 256``, ``more than 0``, ... from the field's constraints."""
+    low = high = None
+    info = Settings.model_fields.get(field)
+    for m in info.metadata if info is not None else ():
+        for attr, words in (("ge", "at least"), ("gt", "more than")):
+            if getattr(m, attr, None) is not None:
+                low = (words, getattr(m, attr))
+        for attr, words in (("le", "at most"), ("lt", "less than")):
+            if getattr(m, attr, None) is not None:
+                high = (words, getattr(m, attr))
+    if low and high and low[0] == "at least" and high[0] == "at most":
+        return f"from {low[1]} to {high[1]}"
+    return " and ".join(f"{words} {value}" for words, value in filter(None, (low, high)))
+
+
+def _describe(field: str, err: dict) -> str:
+    """What is wrong with one setting, in words; never its value (it may be a secret)."""
+    kind = err["type"]
+    if field in ALLOWED and kind in ("string_pattern_mismatch", "string_too_long", "string_too_short"):
+        return ALLOWED[field]
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind.startswith("bool_"):
+        return "must be true or false"
+    if kind.startswith(("int_", "float_", "greater_than", "less_than")):
+        info = Settings.model_fields.get(field)
+        what = "a whole number" if info is not None and info.annotation is int else "a number"
+        bounds = _bounds(field)
+        return f"must be {what}{' ' + bounds if bounds else ''}"
+    return str(err["msg"])
+
+
 def load_settings(**overrides) -> Settings:
     """Build settings from the environment, turning errors into one readable message."""
     try:
         return Settings(**overrides)
     except ValidationError as e:
         lines = []
-        for err in e.errors():
+        for err in e.errors(include_input=False):
             field = str(err["loc"][0]) if err["loc"] else "?"
-            lines.append(f"{PREFIX}{field.upper()}: {err['msg']}")
+            lines.append(f"{PREFIX}{field.upper()}: {_describe(field, err)}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

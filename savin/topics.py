@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner
 
 from savin.settings import Settings
 
-__all__ = ["TopicSpec", "Topics", "partition_for", "ensure_topics", "producer"]
+__all__ = ["TopicSpec", "Topics", "TopicSetupError", "partition_for", "ensure_topics", "producer"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class Topics:
         self.retries = [t(f"notice-retries.{i}") for i in range(len(settings.retry_delays))]
         self.delivery_results = t("delivery-results")
         self.dead_letters = t("dead-letters")
+        #: Which dead letters were sent back (compacted, keyed by dead letter id).
+        self.dead_letter_replays = t("dead-letter-replays")
         #: Changelog of the match stage's seen event ids (one record per batch and partition).
         self.match_seen = t("match-seen")
         self.dedup_days = settings.dedup_days
@@ -70,6 +72,7 @@ class Topics:
             *(TopicSpec(r, n) for r in self.retries),
             TopicSpec(self.delivery_results, n),
             TopicSpec(self.dead_letters, 1),
+            TopicSpec(self.dead_letter_replays, 1, compacted),
             TopicSpec(self.deliver_state, n, compacted),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(int(self.dedup_days * 86_400_000))}),
@@ -86,28 +89,41 @@ def partition_for(key: bytes, partitions: int) -> int:
     return _partitioner(key, all_, all_)
 
 
+class TopicSetupError(RuntimeError):
+    """A topic could not be created, or exists with the wrong partition count;
+    the message names the setting to look at."""
+
+
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int = 1) -> None:
-    """Create missing topics; check existing ones have the expected partition count."""
+    """Create missing topics with ``replication`` replicas (SAVIN_REPLICATION_FACTOR);
+    check existing ones have the expected partition count."""
     specs = list(specs)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            try:
-                await admin.create_topics(
-                    [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing]
-                )
-            except TopicAlreadyExistsError:
-                pass
+            response = await admin.create_topics(
+                [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing]
+            )
+            # The broker answers per topic and aiokafka does not raise: a topic left
+            # uncreated would later be auto-created on first write, without its
+            # compaction or partition count.
+            for name, code, *message in response.topic_errors:
+                error = for_code(code)
+                if code == 0 or error is TopicAlreadyExistsError:
+                    continue
+                detail = (message[0] if message else None) or error.__name__
+                raise TopicSetupError(f"could not create topic {name} with {replication} replica(s) "
+                                      f"(SAVIN_REPLICATION_FACTOR): {detail}")
         present = [s for s in specs if s.name in existing]
         if present:
             described = await admin.describe_topics([s.name for s in present])
             counts = {d["topic"]: len(d["partitions"]) for d in described}
             for s in present:
                 if counts.get(s.name) not in (None, s.partitions):
-                    raise RuntimeError(
+                    raise TopicSetupError(
                         f"topic {s.name} has {counts[s.name]} partitions, expected {s.partitions} "
                         "(SAVIN_PARTITIONS); co-partitioned topics must match"
                     )

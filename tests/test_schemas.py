@@ -160,3 +160,13 @@ def test_settings_retry_delays_parse(monkeypatch):
     monkeypatch.setenv("SAVIN_RETRY_DELAYS", "1,-2")
     with pytest.raises(SettingsError, match="SAVIN_RETRY_DELAYS"):
         load_settings()
+
+
+def test_epoch_seconds_and_unrounded_amounts_are_refused():
+    raw = example("RELEASED")
+    raw["occurred_at"] = "1763660000"
+    assert "RELEASED.occurred_at: Input should be an RFC 3339 date-time with an offset" in error_of(raw)
+    raw = example("RESTITUTION_PAYMENT")
+    raw["payload"]["amount"] = "250.005"
+    assert "RESTITUTION_PAYMENT.payload.amount: Input should be an amount as a string with at most two decimals" \
+        in error_of(raw)

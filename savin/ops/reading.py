@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-__all__ = ["read_topic", "Record", "group_lag", "end_offsets", "wait_until", "OffsetWatch"]
+__all__ = ["read_topic", "Record", "group_lag", "end_offsets", "topic_partitions", "wait_until", "OffsetWatch"]
+
 
 @dataclass(frozen=True)
 class Record:
@@ -19,12 +20,13 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         parts = consumer.partitions_for_topic(topic)
         if parts is None:
             await consumer._client.force_metadata_update()
@@ -43,8 +45,8 @@ async def read_topic(bootstrap: str, topic: str, idle_timeout: float = 1.0) -> A
     if not any(ends.values()):
         return
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
     try:
+        await consumer.start()
         tps = [TopicPartition(topic, p) for p in ends]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -60,11 +62,24 @@ async def read_topic(bootstrap: str, topic: str, idle_timeout: float = 1.0) -> A
             for tp, msgs in batch.items():
                 for m in msgs:
                     if m.offset < ends[tp.partition]:
-                        yield Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                        yield Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp,
+                                     tuple(m.headers or ()))
                 if msgs and msgs[-1].offset + 1 >= ends[tp.partition]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+    """The partition count of each of ``topics`` that exists (asking never creates one)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        wanted = set(topics) & set(await admin.list_topics())
+        described = await admin.describe_topics(sorted(wanted)) if wanted else []
+        return {d["topic"]: len(d["partitions"]) for d in described if d["topic"] in wanted}
+    finally:
+        await admin.close()
 
 
 async def group_lag(bootstrap: str, group_id: str, topics: Iterable[str]) -> dict[str, int]:
@@ -94,8 +109,12 @@ class OffsetWatch:
         self._parts: dict[str, list[TopicPartition]] = {}
 
     async def __aenter__(self) -> "OffsetWatch":
-        await self._consumer.start()
-        await self._admin.start()
+        try:
+            await self._consumer.start()
+            await self._admin.start()
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *exc) -> None:

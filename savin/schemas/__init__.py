@@ -13,6 +13,7 @@ from savin.schemas.notices import (
     DONE_STATUSES,
     FINAL_STATUSES,
     DeadLetter,
+    DeadLetterReplay,
     DeliveryResult,
     DeliveryStatus,
     NoticeJob,
@@ -28,6 +29,6 @@ from savin.schemas.registration import (
 
 __all__ = [
     "Strict", "describe_errors", "EVENT_ADAPTER", "EVENT_TYPES", "CustodyEvent", "EventEnvelope", "Urgency",
-    "parse_event", "DONE_STATUSES", "FINAL_STATUSES", "DeadLetter", "DeliveryResult", "DeliveryStatus",
+    "parse_event", "DONE_STATUSES", "FINAL_STATUSES", "DeadLetter", "DeadLetterReplay", "DeliveryResult", "DeliveryStatus",
     "NoticeJob", "Channel", "Contact", "Registration", "RegistrationStatus", "SealedContact", "StoredRegistration",
 ]

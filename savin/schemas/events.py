@@ -6,13 +6,12 @@ Every event shares one envelope and carries a payload typed by ``event_type``
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal, Union
 
-from pydantic import AwareDatetime, Field, TypeAdapter, create_model
+from pydantic import Field, TypeAdapter, create_model
 
 from savin.domain.vocabulary import EVENT_TYPES, EventKind, Urgency
-from savin.schemas.base import Strict
+from savin.schemas.base import SchemaVersion, Strict, Timestamp, Uuid
 from savin.schemas import payloads
 from savin.schemas.payloads import NoPayload, Text
 
@@ -22,12 +21,12 @@ SCHEMA_VERSION = 1
 
 
 class EventEnvelope(Strict):
-    event_id: uuid.UUID
+    event_id: Uuid
     offender_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
     offender_name: Text
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     source: Text
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
 
     @property
     def kind(self) -> EventKind:

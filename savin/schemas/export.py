@@ -1,4 +1,9 @@
-"""JSON Schema files for producers in any language."""
+"""JSON Schema files for producers in any language.
+
+Each schema accepts what savin accepts: timestamps, dates, ids and amounts
+carry the same patterns the models check (:mod:`savin.schemas.base`), so a
+validator with format checks off gives the same verdict as savin.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,36 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter
 
-from savin.schemas.events import EVENT_ADAPTER, EVENT_MODELS
-from savin.schemas.notices import DeadLetter, DeliveryResult, NoticeJob
+from savin.schemas.events import EVENT_ADAPTER, EVENT_MODELS, SCHEMA_VERSION
+from savin.schemas.notices import DeadLetter, DeadLetterReplay, DeliveryResult, NoticeJob
 from savin.schemas.registration import Registration
 
-__all__ = ["published_schemas", "export"]
+__all__ = ["SCHEMA_BASE", "published_schemas", "export"]
+
+#: Where the schemas' ``$id`` values point; a file's ``$id`` is this plus its
+#: path in the exported directory, so the ids stay unique and stable.
+SCHEMA_BASE = f"https://savin.invalid/schemas/v{SCHEMA_VERSION}/"
 
 
-def _schema(model: type[BaseModel] | TypeAdapter, title: str) -> dict:
+def _schema(model: type[BaseModel] | TypeAdapter, title: str, name: str) -> dict:
     schema = model.json_schema() if isinstance(model, TypeAdapter) else model.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_BASE + name,
+            "title": title, **schema}
 
 
 def published_schemas() -> dict[str, dict]:
     """File name -> JSON Schema, for every published model."""
-    out = {
-        "custody-event.schema.json": _schema(EVENT_ADAPTER, "CustodyEvent"),
-        "registration.schema.json": _schema(Registration, "Registration"),
-        "notice-job.schema.json": _schema(NoticeJob, "NoticeJob"),
-        "delivery-result.schema.json": _schema(DeliveryResult, "DeliveryResult"),
-        "dead-letter.schema.json": _schema(DeadLetter, "DeadLetter"),
+    models: dict[str, tuple[type[BaseModel] | TypeAdapter, str]] = {
+        "custody-event.schema.json": (EVENT_ADAPTER, "CustodyEvent"),
+        "registration.schema.json": (Registration, "Registration"),
+        "notice-job.schema.json": (NoticeJob, "NoticeJob"),
+        "delivery-result.schema.json": (DeliveryResult, "DeliveryResult"),
+        "dead-letter.schema.json": (DeadLetter, "DeadLetter"),
+        "dead-letter-replay.schema.json": (DeadLetterReplay, "DeadLetterReplay"),
     }
     for event_type, model in EVENT_MODELS.items():
-        out[f"events/{event_type}.schema.json"] = _schema(model, model.__name__)
-    return out
+        models[f"events/{event_type}.schema.json"] = (model, model.__name__)
+    return {name: _schema(model, title, name) for name, (model, title) in models.items()}
 
 
 def export(directory: Path) -> list[Path]:

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from savin.schemas.base import Strict
+from savin.schemas.base import Strict, Timestamp, Uuid
 from savin.schemas.events import Urgency
 from savin.schemas.registration import Channel
 
-__all__ = ["NoticeJob", "DeliveryStatus", "DeliveryResult", "DeadLetter", "DEAD_LETTER_EXCERPT", "REPLAY_HEADER",
-           "FINAL_STATUSES", "DONE_STATUSES"]
+__all__ = ["NoticeJob", "DeliveryStatus", "DeliveryResult", "DeadLetter", "DeadLetterReplay", "DEAD_LETTER_EXCERPT",
+           "REPLAY_HEADER", "FINAL_STATUSES", "DONE_STATUSES"]
 
 
 class NoticeJob(Strict):
-    notice_id: uuid.UUID
-    event_id: uuid.UUID
+    notice_id: Uuid
+    event_id: Uuid
     event_type: str
     urgency: Urgency
     registration_id: str
@@ -31,8 +30,8 @@ class NoticeJob(Strict):
     #: The validated custody event as JSON: the templates' context.
     event: dict[str, Any]
     attempt: Annotated[int, Field(ge=0)] = 0
-    not_before: AwareDatetime | None = None
-    created_at: AwareDatetime
+    not_before: Timestamp | None = None
+    created_at: Timestamp
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -57,9 +56,9 @@ FINAL_STATUSES = frozenset(
 
 
 class DeliveryResult(Strict):
-    notice_id: uuid.UUID
+    notice_id: Uuid
     registration_id: str
-    event_id: uuid.UUID | None = None
+    event_id: Uuid | None = None
     event_type: str | None = None
     channel: Channel | None = None
     status: DeliveryStatus
@@ -69,7 +68,7 @@ class DeliveryResult(Strict):
     provider_ref: str | None = None
     error_code: str | None = None
     error: str | None = None
-    at: AwareDatetime
+    at: Timestamp
 
 
 class DeadLetter(Strict):
@@ -81,7 +80,7 @@ class DeadLetter(Strict):
     for as long as that topic keeps it.
     """
 
-    dead_letter_id: uuid.UUID
+    dead_letter_id: Uuid
     reason: str
     source_topic: str
     source_partition: int
@@ -92,8 +91,20 @@ class DeadLetter(Strict):
     value_sha256: str | None = None
     value_truncated: bool = False
     #: The dead letter this record was replayed from, when it failed again.
-    replay_of: uuid.UUID | None = None
-    at: AwareDatetime
+    replay_of: Uuid | None = None
+    at: Timestamp
+
+
+class DeadLetterReplay(Strict):
+    """That a dead letter was sent back, and where the record went: one record
+    per dead letter on the compacted ``dead-letter-replays`` topic, keyed by the
+    dead letter's id, so a dead letter is replayed once however often replay runs."""
+
+    dead_letter_id: Uuid
+    to_topic: str
+    to_partition: int
+    to_offset: int
+    at: Timestamp
 
 
 #: Bytes of a record's value a dead letter keeps (the rest is described by its size and digest).

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-import uuid
-from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from savin.schemas.base import Strict
+from savin.schemas.base import Amount, Day, Strict, Timestamp, Uuid
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -41,7 +38,7 @@ class Released(Strict):
 
 
 class ReleaseScheduled(Strict):
-    projected_release_date: dt.date
+    projected_release_date: Day
     facility: Text
 
 
@@ -60,7 +57,7 @@ class Supervision(Strict):
 
 class Hearing(Strict):
     hearing_id: Text
-    starts_at: AwareDatetime
+    starts_at: Timestamp
     location: Text
     how_to_attend: Annotated[str, Field(min_length=1, max_length=500)]
 
@@ -82,7 +79,7 @@ class HearingDecision(Strict):
     decision: HearingOutcome
 
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+Money = Amount
 
 
 class Restitution(Strict):
@@ -93,9 +90,9 @@ class Restitution(Strict):
 
 
 class Retraction(Strict):
-    retracted_event_id: uuid.UUID
+    retracted_event_id: Uuid
     #: What the withdrawn event said and when, so the notice can name it in words
     #: a victim recognises ("our notice of Nov 20 that ... was released").
     retracted_event_type: RetractableType
-    retracted_occurred_at: AwareDatetime
+    retracted_occurred_at: Timestamp
     reason: Text

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import re
 import zoneinfo
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from savin.domain.vocabulary import EVENT_TYPES
-from savin.schemas.base import Strict
+from savin.schemas.base import Strict, Timestamp
 
 __all__ = ["Channel", "Contact", "Registration", "SealedContact", "StoredRegistration", "RegistrationStatus"]
 
@@ -32,20 +33,29 @@ EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class Contact(Strict):
+    # The schema says what the validator below checks: the address's form follows the channel.
+    model_config = ConfigDict(json_schema_extra={"allOf": [{
+        "if": {"properties": {"channel": {"const": "email"}}},
+        "then": {"properties": {"address": {"pattern": EMAIL}}},
+        "else": {"properties": {"address": {"pattern": E164}}},
+    }]})
+
     channel: Channel
     address: Annotated[str, Field(min_length=3, max_length=254)]
     verified: bool = False
 
     @model_validator(mode="after")
     def _address_fits_channel(self):
-        import re
-
         pattern = EMAIL if self.channel is Channel.EMAIL else E164
-        if not re.match(pattern, self.address):
+        if not re.fullmatch(pattern[1:-1], self.address):
             what = "an email address" if self.channel is Channel.EMAIL else "an E.164 phone number like +15735551234"
             # The address itself is left out of the message: it is personal data.
             raise ValueError(f"address must be {what} for channel {self.channel.value}")
         return self
+
+
+#: An event type's name; the schema lists them, the validator below names the unknown ones.
+EventTypeName = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
 
 
 def _check_event_types(v: tuple[str, ...] | None):
@@ -73,10 +83,11 @@ class Registration(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     contacts: Annotated[tuple[Contact, ...], Field(min_length=1, max_length=10)]
     language: Annotated[str, Field(pattern=r"^[a-z]{2}$")] = "en"
-    event_types: tuple[str, ...] | None = None
+    event_types: tuple[EventTypeName, ...] | None = None
     pin: Annotated[str, Field(pattern=r"^[0-9]{4,8}$")] | None = None
     status: RegistrationStatus = RegistrationStatus.ACTIVE
-    timezone: str = "America/Chicago"
+    #: Checked against the time zone database savin runs with, which a schema cannot list.
+    timezone: Annotated[str, Field(description="An IANA time zone name, e.g. America/Chicago")] = "America/Chicago"
 
     _v_events = field_validator("event_types")(classmethod(lambda cls, v: _check_event_types(v)))
     _v_tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
@@ -100,6 +111,6 @@ class StoredRegistration(Strict):
     pin_hash: str | None
     status: RegistrationStatus
     timezone: str
-    updated_at: AwareDatetime
+    updated_at: Timestamp
     kind: Literal["registration"] = "registration"
 
