@@ -94,10 +94,10 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_mb: int = Field(4, ge=1, le=1024)
     retry_delays: Annotated[tuple[float, ...], NoDecode] = (30.0, 300.0, 3600.0)
     max_attempts: int = Field(12, ge=1, le=1000)
-    #: Days a final ledger entry (delivered, failed, ...) is kept before the deliver
-    #: stage forgets it; a repeat of the notice after that is no longer recognised.
     #: Seconds between a stage's sweeps of its store for entries past their retention.
     expiry_interval: float = Field(3600.0, gt=0, le=86_400)
+    #: Days a final ledger entry (delivered, failed, ...) is kept before the deliver
+    #: stage forgets it; a repeat of the notice after that is no longer recognised.
     ledger_retention_days: float = Field(90, gt=0, le=3650)
     #: Which stages this worker runs (default: both). Lets a deployment scale
     #: matching and delivery separately, and the benchmark time one stage alone.

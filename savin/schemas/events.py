@@ -39,11 +39,12 @@ class EventEnvelope(Strict):
 
 def _event_model(event_type: str, spec: EventKind) -> type[EventEnvelope]:
     name = "".join(w.capitalize() for w in event_type.split("_")) + "Event"
+    payload = getattr(payloads, spec.payload)
     return create_model(
         name,
         __base__=EventEnvelope,
         event_type=(Literal[event_type], ...),  # type: ignore[valid-type]
-        payload=(getattr(payloads, spec.payload), NoPayload() if spec.payload == "NoPayload" else ...),
+        payload=(payload, NoPayload() if payload is NoPayload else ...),
     )
 
 
