@@ -326,9 +326,12 @@ def worker():
     from savin.streams.worker import run_worker
 
     s = settings()
+    from savin.bootstrap import StartupError, check_settings
+
     try:
         s.data_keys
-    except SettingsError as e:
+        check_settings(s)  # before the broker, so a configuration fault is told even without one
+    except (SettingsError, StartupError) as e:
         raise fail(str(e), 2) from None
     check_broker(s)
     from savin.topics import TopicSetupError

@@ -11,9 +11,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner
 
+from savin.schemas import StoredRegistration
 from savin.settings import Settings
 
-__all__ = ["TopicSpec", "Topics", "TopicSetupError", "partition_for", "ensure_topics", "producer"]
+__all__ = ["TopicSpec", "Topics", "TopicSetupError", "partition_for", "registration_record", "ensure_topics",
+           "producer"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,14 @@ def partition_for(key: bytes, partitions: int) -> int:
     the same in Java clients, aiokafka and faust."""
     all_ = list(range(partitions))
     return _partitioner(key, all_, all_)
+
+
+def registration_record(stored: StoredRegistration, partitions: int) -> tuple[bytes, bytes, int]:
+    """(key, value, partition) of a registration on the registrations topic: keyed by
+    registration id, so compaction keeps one record per registration; on the
+    partition of its offender, so it is co-partitioned with the custody events."""
+    return (stored.registration_id.encode(), stored.model_dump_json().encode(),
+            partition_for(stored.offender_id.encode(), partitions))
 
 
 class TopicSetupError(RuntimeError):

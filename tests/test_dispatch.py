@@ -5,14 +5,14 @@ import asyncio
 import datetime as dt
 
 import pytest
+from support import EXAMPLES
 
-from savin.domain.matching import notices_for
 from savin import metrics
+from savin.domain.matching import notices_for
 from savin.notifiers.base import ConfigurationFault, Notifier, PermanentFailure, TemporaryFailure
 from savin.notifiers.dispatcher import Dispatcher
 from savin.schemas import DeliveryStatus, Registration, parse_event
 from savin.sealing import new_key, seal_registration
-from support import EXAMPLES
 
 NOW = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
 

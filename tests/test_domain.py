@@ -5,13 +5,22 @@ import json
 import uuid
 
 import pytest
+from support import EXAMPLES
 
-from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_entry, merge_status, plan_retry, retry_delay
+from savin.domain.delivery import (
+    Decision,
+    decide,
+    forgotten,
+    is_due,
+    ledger_entry,
+    merge_status,
+    plan_retry,
+    retry_delay,
+)
 from savin.domain.matching import is_repeat, notice_id, notices_for
 from savin.schemas import DeliveryStatus, Registration, parse_event
 from savin.sealing import Sealer, SealError, check_pin, new_key, seal_registration
 from savin.settings import DataKeys
-from support import EXAMPLES
 
 NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.timezone.utc)
 

@@ -12,8 +12,9 @@ import json
 import os
 
 import pytest
-from savin.topics import ensure_topics, partition_for, producer
 from support import event, metric, phone, registration
+
+from savin.topics import ensure_topics, partition_for, producer
 
 pytestmark = pytest.mark.e2e
 

@@ -6,6 +6,7 @@ test_rendering_spanish.py."""
 import json
 
 import pytest
+from support import EVENTS
 
 from savin.rendering import (
     CHANNEL_TEMPLATES,
@@ -23,7 +24,6 @@ from savin.rendering import (
 )
 from savin.schemas.events import EVENT_TYPES, parse_event
 from savin.schemas.payloads import RetractableType
-from support import EVENTS
 
 LANGUAGES = ("en", "es")
 RETRACTABLE = RetractableType.__args__

@@ -9,10 +9,10 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from support import EVENTS
 
 from savin.rendering import RenderedSMS, Renderer, gsm
 from savin.schemas.events import EVENT_TYPES, Urgency, parse_event
-from support import EVENTS
 
 LANGUAGES = ("en", "es")
 SENDER = {"en": "MO Victim Notification: ", "es": "Notificación a víctimas MO: "}

@@ -7,11 +7,10 @@ import re
 import unicodedata
 
 import pytest
+from support import EVENTS
 
 from savin.rendering import Renderer
 from savin.schemas.events import EVENT_TYPES, parse_event
-from support import EVENTS
-
 
 NAMES = (
     "José Ángel Núñez Peña",

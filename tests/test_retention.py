@@ -11,11 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support import event, eventually, registration
 
 from savin.dev.testing.fake_twilio import FakeTwilio
 from savin.ops.reading import read_topic
 from savin.streams.store import RocksStore
-from support import event, eventually, registration
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from savin.ops.reading import read_topic
 from savin.schemas import DeadLetter
 from savin.settings import load_settings
 from savin.streams.stage import Stage
-from savin.topics import TopicSpec, Topics, ensure_topics, producer
+from savin.topics import Topics, TopicSpec, ensure_topics, producer
 
 
 class Copy(Stage):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-
 __all__ = ["Urgency", "EventKind", "EVENT_TYPES", "kind_of"]
 
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from savin.domain.clock import utcnow
 from savin.schemas import Registration, describe_errors, parse_event
 from savin.sealing import Sealer, seal_registration
-from savin.topics import Topics, ensure_topics, partition_for, producer
+from savin.topics import Topics, ensure_topics, producer, registration_record
 
 __all__ = ["Outgoing", "Document", "LineError", "Prepared", "PublishReport", "read_documents", "prepare",
            "publish_prepared", "publish_lines", "event_encoder", "registration_encoder"]
@@ -78,12 +78,7 @@ def registration_encoder(sealer: Sealer, partitions: int) -> Encoder:
 
     def encode(raw: bytes) -> Outgoing:
         reg = Registration.model_validate_json(raw)
-        stored = seal_registration(reg, sealer, utcnow())
-        return Outgoing(
-            reg.registration_id.encode(),
-            stored.model_dump_json().encode(),
-            partition_for(reg.offender_id.encode(), partitions),
-        )
+        return Outgoing(*registration_record(seal_registration(reg, sealer, utcnow()), partitions))
 
     return encode
 

@@ -11,8 +11,8 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, TypeAdapter, create_model
 
 from savin.domain.vocabulary import EVENT_TYPES, EventKind, Urgency
-from savin.schemas.base import SchemaVersion, Strict, Timestamp, Uuid
 from savin.schemas import payloads
+from savin.schemas.base import SchemaVersion, Strict, Timestamp, Uuid
 from savin.schemas.payloads import NoPayload, Text
 
 __all__ = ["Urgency", "EVENT_TYPES", "CustodyEvent", "EVENT_ADAPTER", "EVENT_MODELS", "parse_event", "EventEnvelope"]

@@ -36,7 +36,7 @@ from savin.ops.reading import OffsetWatch, read_topic
 from savin.schemas import Registration, parse_event
 from savin.sealing import Sealer, seal_registration
 from savin.settings import DataKeys
-from savin.topics import TopicSpec, ensure_topics, partition_for, producer
+from savin.topics import TopicSpec, ensure_topics, partition_for, producer, registration_record
 
 __all__ = ["Sizes", "STANDARD", "QUICK", "run_bench"]
 
@@ -176,10 +176,7 @@ class Bench:
 
         def records():
             for line in lines:
-                reg = Registration.model_validate_json(line)
-                stored = seal_registration(reg, sealer, now)
-                yield reg.registration_id.encode(), stored.model_dump_json().encode(), \
-                    partition_for(reg.offender_id.encode(), n)
+                yield registration_record(seal_registration(Registration.model_validate_json(line), sealer, now), n)
 
         await ensure_topics(self.bootstrap, stack.topics.specs())
         await self.publish("registrations published", stack.topics.registrations, records(), total)

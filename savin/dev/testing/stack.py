@@ -122,12 +122,13 @@ class LocalStack:
     async def import_registrations(self, lines: Iterable[bytes | str]) -> PublishReport:
         s = self.settings()
         encode = registration_encoder(Sealer(s.data_keys), s.partitions)
-        return await publish_lines(_as_bytes(lines), encode, s.kafka_bootstrap, self.topics.registrations, self.topics)
+        return await publish_lines(_as_bytes(lines), encode, s.kafka_bootstrap, self.topics.registrations, self.topics,
+                                   replication=s.replication_factor)
 
     async def publish_events(self, lines: Iterable[bytes | str]) -> PublishReport:
         s = self.settings()
         return await publish_lines(_as_bytes(lines), event_encoder(s.partitions), s.kafka_bootstrap,
-                                   self.topics.custody_events, self.topics)
+                                   self.topics.custody_events, self.topics, replication=s.replication_factor)
 
     async def publish_raw(self, value: bytes, key: bytes | None = None) -> None:
         """Publish bytes as a broken upstream would: no validation at all."""
