@@ -46,6 +46,14 @@ class Topics:
         self.dedup_days = settings.dedup_days
         #: Changelog of the deliver stage's ledger and suppressions (compacted, keyed by entry).
         self.deliver_state = t("deliver-state")
+        #: Each offender's current status, kept by the match stage (compacted, keyed by offender id).
+        self.offender_status = t("offender-status")
+        #: Opt-outs and opt-ins of one contact slot (STOP, START, unsubscribe), keyed by
+        #: registration id; the deliver stage applies them to its suppressions.
+        self.consent = t("consent")
+        #: Codes and links sent to prove a contact is its owner's, and the tries at them
+        #: (compacted, keyed by contact slot); read by the web processes.
+        self.verifications = t("verifications")
 
     def group(self, stage: str) -> str:
         """The consumer group of a stage (``match``, ``deliver``)."""
@@ -76,6 +84,9 @@ class Topics:
             TopicSpec(self.dead_letters, 1),
             TopicSpec(self.dead_letter_replays, 1, compacted),
             TopicSpec(self.deliver_state, n, compacted),
+            TopicSpec(self.offender_status, n, compacted),
+            TopicSpec(self.consent, n),
+            TopicSpec(self.verifications, n, compacted),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(int(self.dedup_days * 86_400_000))}),
         ]

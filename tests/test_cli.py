@@ -62,8 +62,20 @@ def assert_one_clean_line(done, bootstrap: str) -> None:
 @pytest.mark.parametrize("command", list(KAFKA_COMMANDS))
 def test_a_broker_nobody_runs_is_one_line_and_exit_1(command, data_key, tmp_path):
     bootstrap = f"127.0.0.1:{free_port()}"
-    env = {"SAVIN_KAFKA_BOOTSTRAP": bootstrap, "SAVIN_DATA_KEY": data_key, "SAVIN_DATA_DIR": str(tmp_path)}
+    # A development run, so the worker gets as far as the broker (its provider defaults are allowed).
+    env = {"SAVIN_KAFKA_BOOTSTRAP": bootstrap, "SAVIN_DATA_KEY": data_key, "SAVIN_DATA_DIR": str(tmp_path),
+           "SAVIN_DEVELOPMENT": "true"}
     assert_one_clean_line(savin(KAFKA_COMMANDS[command], env), bootstrap)
+
+
+def test_a_worker_on_the_development_defaults_refuses_before_it_needs_a_broker(data_key, tmp_path):
+    env = {"SAVIN_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "SAVIN_DATA_KEY": data_key,
+           "SAVIN_DATA_DIR": str(tmp_path)}
+    done = savin(["worker"], env)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "SAVIN_TWILIO_ACCOUNT_SID" in line and "SAVIN_DEVELOPMENT=true" in line
 
 
 def test_a_broker_that_accepts_but_never_answers_times_out_quickly(data_key):

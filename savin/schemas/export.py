@@ -12,9 +12,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter
 
+from savin.schemas.consent import ConsentChange, Verification
 from savin.schemas.events import EVENT_ADAPTER, EVENT_MODELS, SCHEMA_VERSION
 from savin.schemas.notices import DeadLetter, DeadLetterReplay, DeliveryResult, NoticeJob
 from savin.schemas.registration import Registration
+from savin.schemas.status import OffenderStatus
 
 __all__ = ["SCHEMA_BASE", "published_schemas", "export"]
 
@@ -38,6 +40,9 @@ def published_schemas() -> dict[str, dict]:
         "delivery-result.schema.json": (DeliveryResult, "DeliveryResult"),
         "dead-letter.schema.json": (DeadLetter, "DeadLetter"),
         "dead-letter-replay.schema.json": (DeadLetterReplay, "DeadLetterReplay"),
+        "offender-status.schema.json": (OffenderStatus, "OffenderStatus"),
+        "consent-change.schema.json": (ConsentChange, "ConsentChange"),
+        "verification.schema.json": (Verification, "Verification"),
     }
     for event_type, model in EVENT_MODELS.items():
         models[f"events/{event_type}.schema.json"] = (model, model.__name__)

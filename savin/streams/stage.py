@@ -284,8 +284,13 @@ class Stage(Service):
         self.checkpoint = Checkpoint()
         self._progress()
         for tp, offset in offsets.items():
-            if tp in self._strikes and self._strikes[tp][0] < offset:
-                del self._strikes[tp]
+            # The record at fault lies within the batch that failed: until the commits pass
+            # that whole batch, the strike follows them (and the stage stays careful).
+            if (strike := self._strikes.get(tp)) is not None and strike[0] < offset:
+                if offset >= strike[0] + self._batch_size:
+                    del self._strikes[tp]
+                else:
+                    self._strikes[tp] = (offset, *strike[1:])
         if not offsets:
             return
         try:
@@ -319,6 +324,7 @@ class Stage(Service):
                 if self.begin(tp, record.offset) is not None:
                     await self.dead_letter(record, f"failed {strike[1]} times: {strike[2]}")
                     self.done(tp, record.offset + 1)
+                del self._strikes[tp]  # the record at fault is found; what follows starts afresh
             if records:
                 kept[tp] = records
         return kept

@@ -1,0 +1,55 @@
+"""Consent and verification records: who opted a contact out or in, and the
+codes and links that prove a contact is its owner's."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from savin.schemas.base import Strict, Timestamp
+from savin.schemas.registration import Channel
+
+__all__ = ["Actor", "ConsentChange", "Verification"]
+
+RegistrationId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class Actor(str, enum.Enum):
+    """Who made a change: the registrant on the portal, an operator, an SMS reply,
+    an email's unsubscribe link, or a provider (e.g. Twilio's own STOP handling)."""
+
+    PORTAL = "portal"
+    OPERATOR = "operator"
+    INBOUND_SMS = "inbound_sms"
+    EMAIL_LINK = "email_link"
+    PROVIDER = "provider"
+
+
+class ConsentChange(Strict):
+    """An opt-out (``opted_out=True``) or opt-in of one contact slot; on ``<ns>.consent``."""
+
+    registration_id: RegistrationId
+    channel: Channel
+    contact_index: Annotated[int, Field(ge=0)] = 0
+    opted_out: bool
+    #: Why, in a word: ``STOP``, ``START``, ``unsubscribe``, a provider code.
+    reason: Annotated[str, Field(min_length=1, max_length=40)]
+    actor: Actor
+    at: Timestamp
+    kind: Literal["consent"] = "consent"
+
+
+class Verification(Strict):
+    """A code (SMS) or link (email) sent to prove one contact slot, and the tries at
+    it; on ``<ns>.verifications`` (compacted, keyed by the slot). Holds a hash, never the code."""
+
+    registration_id: RegistrationId
+    channel: Channel
+    contact_index: Annotated[int, Field(ge=0)] = 0
+    code_hash: Annotated[str, Field(min_length=1, max_length=200)]
+    sent_at: tuple[Timestamp, ...]
+    expires_at: Timestamp
+    failed_tries: Annotated[int, Field(ge=0)] = 0
+    verified_at: Timestamp | None = None
