@@ -11,7 +11,7 @@ from savin import metrics
 from savin.ops.reading import read_topic
 from savin.schemas import DeadLetter
 from savin.settings import load_settings
-from savin.streams.stage import Stage
+from savin.streams.stage import STRIKES, Stage
 from savin.topics import Topics, TopicSpec, ensure_topics, producer
 
 
@@ -70,4 +70,7 @@ async def test_a_record_that_fails_again_after_rewinds_is_dead_lettered_and_the_
     letters = [DeadLetter.model_validate_json(r.value) async for r in read_topic(kafka_bootstrap, topics.dead_letters)]
     assert [(d.source_topic, d.source_offset) for d in letters] == [(source, 50)]
     assert letters[0].reason == "failed 3 times: RuntimeError: boom"
-    assert metrics.STAGE_REWINDS.labels(stage="copy")._value.get() - rewinds_before == 3
+    # Three failures of the record alone, plus at most the ones before its batch was isolated
+    # (a commit between two tries of a batch starts the count afresh).
+    rewinds = metrics.STAGE_REWINDS.labels(stage="copy")._value.get() - rewinds_before
+    assert STRIKES <= rewinds <= STRIKES + 2, rewinds
