@@ -17,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from savin.dev.broker import DevBroker, broker_reachable, free_port
 from savin.domain.matching import notices_for
@@ -116,16 +115,18 @@ def _show(console: Console, results, letters, stack) -> None:
     for r in results:
         if r.source == "attempt":
             latest[r.notice_id] = r
-    table = Table("event", "registration", "channel", "status", "provider ref", title="Notices delivered")
-    for r in sorted(latest.values(), key=lambda r: (r.at, r.registration_id, r.channel.value)):
-        table.add_row(r.event_type, r.registration_id, r.channel.value, r.status.value, r.provider_ref or "")
-    console.print(table)
+    from savin.cli import show_table  # ids whole, as every listing of the CLI shows them
+
+    show_table("Notices delivered",
+               [("event", False), ("registration", True), ("channel", False), ("status", False),
+                ("provider ref", True)],
+               [[r.event_type, r.registration_id, r.channel.value, r.status.value, r.provider_ref or ""]
+                for r in sorted(latest.values(), key=lambda r: (r.at, r.registration_id, r.channel.value))])
     counts = Counter(r.status.value for r in latest.values())
     console.print(f"{len(latest)} notices: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     console.print(f"fake Twilio accepted {len(stack.twilio.messages)} SMS; "
                   f"SMTP server received {len(stack.smtp.messages)} emails; "
                   f"the repeated event sent nothing more")
-    dl = Table("dead letter", "source", "reason", title="Dead letters")
-    for d in letters:
-        dl.add_row(str(d.dead_letter_id)[:8], f"{d.source_topic}[{d.source_partition}]@{d.source_offset}", d.reason)
-    console.print(dl)
+    show_table("Dead letters", [("dead letter", True), ("source", True), ("reason", False)],
+               [[str(d.dead_letter_id), f"{d.source_topic}[{d.source_partition}]@{d.source_offset}", d.reason]
+                for d in letters])
