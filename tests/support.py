@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -79,3 +82,19 @@ async def eventually(predicate, timeout: float, what: str, interval: float = 0.2
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def savin(args, env=None, stdin=None, timeout=120) -> subprocess.CompletedProcess:
+    """The ``savin`` command as a user runs it, in its own process (80 columns wide)."""
+    return subprocess.run([sys.executable, "-m", "savin.cli", *args], input=stdin, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "80", **(env or {})}, timeout=timeout)
+
+
+def records(bootstrap: str, topic: str) -> list:
+    """Every record now in ``topic`` (from outside any event loop)."""
+    from savin.ops.reading import read_topic
+
+    async def collect():
+        return [r async for r in read_topic(bootstrap, topic)]
+
+    return asyncio.run(collect())

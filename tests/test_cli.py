@@ -7,35 +7,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 import typer.main
-from support import EXAMPLES
+from support import EXAMPLES, records, savin
 
 from savin.cli import app
 from savin.dev.broker import free_port
-from savin.ops.reading import read_topic
 from savin.schemas import Channel, DeliveryResult, DeliveryStatus
 from savin.settings import DataKeys
 from savin.topics import Topics, ensure_topics, producer
-
-
-def savin(args, env=None, stdin=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "savin.cli", *args], input=stdin, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "80", **(env or {})}, timeout=timeout)
-
-
-def records(bootstrap, topic):
-    async def collect():
-        return [r async for r in read_topic(bootstrap, topic)]
-    return asyncio.run(collect())
-
 
 # ---- a broker that does not answer ---------------------------------------------------------
 

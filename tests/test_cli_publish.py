@@ -1,28 +1,14 @@
 """`savin publish` and `savin registrations import` against the real broker:
 bad lines are reported by number, good lines still go out, nothing leaves unsealed."""
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from savin.ops.reading import read_topic
+from support import EXAMPLES, records, savin
+
 from savin.topics import partition_for
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def savin(args, env, stdin=None):
-    return subprocess.run([sys.executable, "-m", "savin.cli", *args], input=stdin,
-                          capture_output=True, text=True, env={**os.environ, **env})
-
-
-def records(bootstrap, topic):
-    async def collect():
-        return [r async for r in read_topic(bootstrap, topic)]
-    return asyncio.run(collect())
 
 
 def test_publish_reports_bad_lines_and_publishes_good_ones(kafka_bootstrap, namespace, tmp_path):

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 from pydantic import ValidationError
+from support import EXAMPLES
 
 from savin.schemas import EVENT_TYPES, Registration, parse_event
 from savin.schemas.export import SCHEMA_BASE, export, published_schemas
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCHEMAS = published_schemas()
 UNION = jsonschema.Draft202012Validator(SCHEMAS["custody-event.schema.json"])
 PER_TYPE = {t: jsonschema.Draft202012Validator(SCHEMAS[f"events/{t}.schema.json"]) for t in EVENT_TYPES}

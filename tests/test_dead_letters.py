@@ -9,13 +9,10 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
-from support import EXAMPLES
+from support import EXAMPLES, records, savin
 
 from savin.ops.reading import read_topic
 from savin.schemas import DeadLetter
@@ -24,17 +21,6 @@ from savin.settings import load_settings
 from savin.topics import Topics, ensure_topics, producer
 
 NOW = dt.datetime.now(dt.timezone.utc)
-
-
-def savin(args, env):
-    return subprocess.run([sys.executable, "-m", "savin.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
-
-
-def records(bootstrap, topic):
-    async def collect():
-        return [r async for r in read_topic(bootstrap, topic)]
-    return asyncio.run(collect())
 
 
 def letter(topic: str, partition: int, offset: int, value: bytes, *, key: bytes | None = None,

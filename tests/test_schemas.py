@@ -2,17 +2,15 @@
 is refused with an error that names the field."""
 
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 from pydantic import ValidationError
+from support import EXAMPLES
 
 from savin.schemas import EVENT_TYPES, Registration, describe_errors, parse_event
 from savin.schemas.export import export
 from savin.settings import SettingsError, load_settings
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def example(event_type: str) -> dict:
