@@ -26,3 +26,5 @@ PROVIDER_CONFIG_OK = Gauge("savin_provider_config_ok",
 READY = Gauge("savin_ready", "1 while the worker answers ready on /readyz, else 0")
 LOG_LINES_SUPPRESSED = Counter("savin_log_lines_suppressed_total",
                                "Repeated log lines held back by the repeat filter", ["logger"])
+CONSENT = Counter("savin_consent_changes_total", "Opt-outs and opt-ins applied by the deliver stage",
+                  ["channel", "change"])

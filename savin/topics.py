@@ -62,7 +62,7 @@ class Topics:
     def stage_reading(self, topic: str) -> str:
         """The stage that consumes ``topic``; KeyError for a topic no stage reads."""
         match = {self.custody_events, self.registrations}
-        deliver = {self.notices_urgent, self.notices_routine, *self.retries, self.delivery_results}
+        deliver = {self.consent, self.notices_urgent, self.notices_routine, *self.retries, self.delivery_results}
         if topic in match:
             return "match"
         if topic in deliver:

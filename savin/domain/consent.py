@@ -1,18 +1,52 @@
-"""Consent: which contact slots a registrant has opted out of, and why.
+"""Consent: which contact slots a registrant has opted out of, and what an SMS
+reply asks for.
 
 A contact slot is the n-th contact of one channel of a registration. An opt-out
-(a STOP reply, a provider's opt-out code) suppresses that slot until the
-registrant opts in again; it never touches the other slots.
+(a STOP reply, an email's unsubscribe link, a provider's opt-out code)
+suppresses that slot until the registrant opts in again; it never touches the
+other slots.
 """
 
 from __future__ import annotations
 
-__all__ = ["contact_key", "OPTED_OUT"]
+import enum
+import re
+
+__all__ = ["contact_key", "OPTED_OUT", "Reply", "read_reply", "OPT_OUT_WORDS", "OPT_IN_WORDS", "HELP_WORDS"]
 
 #: The suppression reason recorded when a provider says "opted out" without a code.
 OPTED_OUT = "opted-out"
+
+#: The words carriers and Twilio treat as opting out, opting in, and asking for help.
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN_WORDS = frozenset({"START", "YES", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+_CODE = re.compile(r"^[0-9]{6}$")
+
+
+class Reply(str, enum.Enum):
+    OPT_OUT = "opt-out"
+    OPT_IN = "opt-in"
+    HELP = "help"
+    CODE = "code"  # a verification code
+    OTHER = "other"
 
 
 def contact_key(registration_id: str, channel: str, index: int) -> str:
     """Stable name of one contact slot: the n-th contact of a channel."""
     return f"{registration_id}:{channel}:{index}"
+
+
+def read_reply(text: str) -> Reply:
+    """What an SMS reply asks for; case, spaces and a trailing full stop do not matter."""
+    word = " ".join(text.split()).upper().rstrip(".!")
+    if word in OPT_OUT_WORDS:
+        return Reply.OPT_OUT
+    if word in OPT_IN_WORDS:
+        return Reply.OPT_IN
+    if word in HELP_WORDS:
+        return Reply.HELP
+    if _CODE.match(word.replace(" ", "")):
+        return Reply.CODE
+    return Reply.OTHER

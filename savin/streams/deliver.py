@@ -1,7 +1,8 @@
 """The deliver stage: notice jobs in, provider sends out, every outcome recorded.
 
-It consumes ``notices.urgent``, ``notices.routine``, the retry tiers and
-``delivery-results`` (for provider status callbacks) as one consumer group on
+It consumes ``consent`` (opt-outs and opt-ins), ``notices.urgent``,
+``notices.routine``, the retry tiers and ``delivery-results`` (for provider
+status callbacks) as one consumer group on
 the :class:`~savin.streams.stage.Stage` machinery; all are keyed by
 registration id, so partition *p* of each lands on the same worker. The
 partition's store holds the ledger (notice id -> status) and the suppressions
@@ -41,6 +42,7 @@ from savin.domain.consent import OPTED_OUT, contact_key
 from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_entry, plan_retry
 from savin.notifiers.dispatcher import Dispatcher, Outcome
 from savin.schemas import DeliveryResult, DeliveryStatus, NoticeJob
+from savin.schemas.consent import ConsentChange
 from savin.settings import Settings
 from savin.streams.checkpoint import Pending
 from savin.streams.stage import Stage, by_topic
@@ -67,12 +69,14 @@ class DeliverStage(Stage):
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher, **kwargs):
         t = Topics(settings)
-        super().__init__(settings, inputs=[t.notices_urgent, t.notices_routine, *t.retries, t.delivery_results],
+        super().__init__(settings, inputs=[t.consent, t.notices_urgent, t.notices_routine, *t.retries,
+                                           t.delivery_results],
                          changelogs=[t.deliver_state], commit_interval=0.0,
                          batch_size=settings.send_batch_size, fetch_bytes=512 * 1024, **kwargs)
         self.dispatcher = dispatcher
         self._retry_topics = set(t.retries)
-        self._order = [t.notices_urgent, *t.retries, t.notices_routine, t.delivery_results]
+        # Consent first, so an opt-out in the same batch holds for the notices behind it.
+        self._order = [t.consent, t.notices_urgent, *t.retries, t.notices_routine, t.delivery_results]
         self._resume: dict[TopicPartition, asyncio.TimerHandle] = {}
 
     async def on_stop(self) -> None:
@@ -181,6 +185,10 @@ class DeliverStage(Stage):
                 await self._callbacks(pending, records)
                 self.done(tp, records[-1].offset + 1)
                 continue
+            if tp.topic == self.topics.consent:
+                await self._consent(pending, records)
+                self.done(tp, records[-1].offset + 1)
+                continue
             stores[tp.partition] = pending.store
             for r in records:
                 job = None
@@ -246,6 +254,20 @@ class DeliverStage(Stage):
         if status is DeliveryStatus.SUPPRESSED:
             pending.put(_slot(job), (outcome.error_code or OPTED_OUT).encode())
         await self._publish_result(job, status, **extra)
+
+    async def _consent(self, pending: Pending, records: list) -> None:
+        """An opt-out suppresses the contact slot; an opt-in lifts it (a delete, tombstoned)."""
+        for r in records:
+            async with self.guard(r, "consent change"):
+                change = ConsentChange.model_validate_json(r.value or b"")
+                slot = _SUPPRESSED + contact_key(change.registration_id, change.channel.value,
+                                                 change.contact_index).encode()
+                if change.opted_out:
+                    pending.put(slot, change.reason.encode())
+                else:
+                    pending.delete(slot)
+                metrics.CONSENT.labels(channel=change.channel.value,
+                                       change="opt-out" if change.opted_out else "opt-in").inc()
 
     async def _callbacks(self, pending: Pending, records: list) -> None:
         for r in records:
