@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import os
 
+from argon2 import PasswordHasher
+from argon2 import exceptions as argon2_exceptions
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -66,24 +68,31 @@ class Sealer:
         return sealed.split(".", 2)[1]
 
 
+#: argon2id for new PINs (argon2-cffi's defaults: RFC 9106's second recommended set).
+_ARGON2 = PasswordHasher()
+#: The parameters of PINs hashed before argon2; they still verify.
 _SCRYPT = dict(n=2**14, r=8, p=1, dklen=32)
 
 
 def hash_pin(pin: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, **_SCRYPT)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    return _ARGON2.hash(pin)
 
 
 def check_pin(pin: str, stored: str) -> bool:
+    """Whether ``pin`` matches ``stored`` (argon2, or the older ``scrypt$salt$digest``); False when malformed."""
+    if stored.startswith("$argon2"):
+        try:
+            return _ARGON2.verify(stored, pin)
+        except (argon2_exceptions.VerificationError, argon2_exceptions.InvalidHashError):
+            return False
     try:
         scheme, salt_b64, digest_b64 = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        digest = hashlib.scrypt(pin.encode(), salt=base64.b64decode(salt_b64), **_SCRYPT)
+        return hmac.compare_digest(digest, base64.b64decode(digest_b64))
     except ValueError:
         return False
-    if scheme != "scrypt":
-        return False
-    digest = hashlib.scrypt(pin.encode(), salt=base64.b64decode(salt_b64), **_SCRYPT)
-    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
 
 
 def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime) -> StoredRegistration:

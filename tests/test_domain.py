@@ -173,3 +173,21 @@ def test_a_retried_notice_is_due_at_its_not_before(sealer):
     assert is_due(job, NOW)
     later = job.model_copy(update={"not_before": NOW + DAY})
     assert not is_due(later, NOW) and is_due(later, NOW + DAY)
+
+
+def test_pins_hash_with_argon2_and_old_scrypt_hashes_still_verify():
+    import base64
+    import hashlib
+    import os
+
+    from savin.sealing import hash_pin
+
+    stored = hash_pin("4821")
+    assert stored.startswith("$argon2id$") and "4821" not in stored
+    assert check_pin("4821", stored) and not check_pin("4822", stored)
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(b"4821", salt=salt, n=2**14, r=8, p=1, dklen=32)
+    old = f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    assert check_pin("4821", old) and not check_pin("0000", old)
+    for malformed in ("", "scrypt$", "$argon2id$nonsense", "md5$x$y", "scrypt$!!$??"):
+        assert not check_pin("4821", malformed)
