@@ -342,6 +342,27 @@ def worker():
         raise fail(str(e)) from None
 
 
+@app.command("web")
+def web():
+    """Run the portal: the offender status search, in English and Spanish; /livez and /readyz."""
+    s = settings()
+    from savin.bootstrap import StartupError
+    from savin.web.portal.app import check_web_settings
+
+    try:
+        check_web_settings(s)  # before the broker, so a configuration fault is told even without one
+    except StartupError as e:
+        raise fail(str(e), 2) from None
+    check_broker(s)
+    from savin.topics import TopicSetupError
+    from savin.web.portal.app import run_web
+
+    try:
+        run_web(s)
+    except TopicSetupError as e:
+        raise fail(str(e)) from None
+
+
 # ---- dead letters -------------------------------------------------------------------
 
 ReasonOption = typer.Option(None, "--reason", help="Only dead letters whose reason contains this (any case).")

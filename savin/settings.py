@@ -103,6 +103,16 @@ class Settings(BaseSettings):
     #: matching and delivery separately, and the benchmark time one stage alone.
     stages: Annotated[frozenset[str], NoDecode] = STAGES
 
+    # Portal (savin web)
+    portal_host: str = "127.0.0.1"
+    portal_port: int = Field(8080, ge=1, le=65535)
+    #: The base URL victims reach the portal at (for links in notices and pages).
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    #: Signs the portal's form tokens (CSRF); the built-in value is refused unless SAVIN_DEVELOPMENT=true.
+    web_secret: SecretStr = SecretStr("savin-dev-web-secret")
+    #: The time zone the portal shows times in.
+    portal_timezone: str = "America/Chicago"
+
     # Sealing
     data_key: Annotated[SecretStr | None, Field(None)] = None
 
@@ -193,6 +203,7 @@ ALLOWED = {
     "worker_id": f"must be 1 to 64 {_NAME_CHARACTERS}",
     "store": "must be rocksdb or memory",
     "log_level": "must be debug, info, warning or error",
+    "public_url": "must be an http:// or https:// URL without a query",
 }
 
 

@@ -96,3 +96,44 @@ def sealer():
     from savin.settings import DataKeys
 
     return Sealer(DataKeys.parse(f"k1:{new_key()}"))
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+async def chromium():
+    """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
+    from playwright.async_api import async_playwright
+
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        yield browser
+    finally:
+        await browser.close()
+        await pw.stop()
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> str:
+    """axe-core's source, fetched once (integrity-checked) and cached."""
+    from savin.dev.testing.axe import axe_source
+
+    return axe_source()
+
+
+@pytest.fixture
+async def browser_page(chromium):
+    """A factory of fresh pages: ``await browser_page(width, height)``, each in its own context."""
+    contexts = []
+
+    async def open_page(width: int = 1280, height: int = 900):
+        context = await chromium.new_context(viewport={"width": width, "height": height},
+                                              bypass_csp=True)  # axe-core goes in as an injected script
+        contexts.append(context)
+        return await context.new_page()
+
+    yield open_page
+    for c in contexts:
+        await c.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 from savin.dev.broker import free_port
 from savin.dev.testing.fake_twilio import FakeTwilio
 from savin.dev.testing.smtp_server import SmtpCatcher
+from savin.dev.testing.web import WebProcess
 from savin.dev.testing.worker import WorkerProcess
 from savin.ops.audit import delivery_results
 from savin.ops.dead_letters import list_dead_letters
@@ -112,6 +113,15 @@ class LocalStack:
         w = WorkerProcess({**self.env(), **extra_env}, self.workdir / "worker.log", self.web_port)
         self.workers.append(w)
         return w
+
+    def start_web(self, timeout: float = 60.0, **extra_env: str) -> WebProcess:
+        """A ``savin web`` process wired to this stack, with its own port and view store;
+        stopped with the stack."""
+        n = sum(isinstance(w, WebProcess) for w in self.workers)
+        env = {**self.env(), "SAVIN_DATA_DIR": str(self.workdir / f"web-{n}"), **extra_env}
+        w = WebProcess(env, self.workdir / f"web-{n}.log", free_port())
+        self.workers.append(w)
+        return w.start(timeout)
 
     @property
     def topics(self) -> Topics:

@@ -19,17 +19,9 @@ validated by ``openapi-core``; nothing about a request's outcome is cached.
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import io
 import json
-import os
-import tarfile
-import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,6 +56,8 @@ from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
 from openapi_core.validation.schemas.validators import SchemaValidator
 
+from savin.dev.testing.npm import cache_root, fetch_member
+
 __all__ = [
     "SpecError", "Problem", "SpecValidator", "cache_dir", "fetch_spec", "spec_path", "load_spec",
     "trimmed_spec", "TARBALL", "INTEGRITY", "MEMBER",
@@ -87,59 +81,17 @@ class SpecError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("SAVIN_CACHE_DIR") or Path.home() / ".cache" / "savin"
-    return Path(root) / "twilio"
+    return cache_root() / "twilio"
 
 
 def fetch_spec(dest: Path, url: str = TARBALL, integrity: str = INTEGRITY, member: str = MEMBER,
                timeout: float = 60.0) -> Path:
     """``dest``, after downloading ``url``, checking it and extracting ``member`` if it is missing.
 
-    ``integrity`` is an npm/SRI string (``sha512-<base64 digest>``). The file is
-    written to a temporary name and renamed, so readers never see half a spec.
+    ``integrity`` is an npm/SRI string (``sha512-<base64 digest>``); the member must be JSON.
     """
-    if dest.exists():
-        return dest
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            tarball = response.read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise SpecError(
-            f"could not download Twilio's OpenAPI spec from {url}: {e}. "
-            f"Check the network, or put {member} from that tarball at {dest}."
-        ) from e
-    algorithm, _, expected = integrity.partition("-")
-    try:
-        actual = base64.b64encode(hashlib.new(algorithm, tarball).digest()).decode()
-    except ValueError as e:
-        raise SpecError(f"unknown integrity algorithm {algorithm!r}") from e
-    if actual != expected:
-        raise SpecError(f"{url} failed its integrity check: {algorithm} is {actual}, expected {expected}")
-    try:
-        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
-            extracted = tar.extractfile(member)
-            if extracted is None:
-                raise KeyError(member)
-            content = extracted.read()
-    except (KeyError, tarfile.TarError) as e:
-        raise SpecError(f"{member} could not be read from {url}: {e}") from e
-    try:
-        json.loads(content)
-    except ValueError as e:
-        raise SpecError(f"{member} in {url} is not JSON: {e}") from e
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+    return fetch_member(dest, url, integrity, member, what="Twilio's OpenAPI spec", check=json.loads,
+                        error=SpecError, timeout=timeout)
 
 
 def spec_path() -> Path:

@@ -22,6 +22,8 @@ class WorkerError(RuntimeError):
 class WorkerProcess:
     """A worker subprocess with its environment, log file and readiness check."""
 
+    what = "worker"
+
     def __init__(self, env: dict[str, str], log_path: Path, web_port: int):
         self.env = {**os.environ, **env, "SAVIN_WEB_PORT": str(web_port), "PYTHONUNBUFFERED": "1"}
         self.log_path = Path(log_path)
@@ -84,11 +86,11 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise WorkerError(f"worker exited during start-up; see {self.log_path}:\n{self.tail()}")
+                raise WorkerError(f"{self.what} exited during start-up; see {self.log_path}:\n{self.tail()}")
             if self.ready():
                 return
             time.sleep(0.25)
-        raise WorkerError(f"worker not ready within {timeout:.0f}s; see {self.log_path}:\n{self.tail()}")
+        raise WorkerError(f"{self.what} not ready within {timeout:.0f}s; see {self.log_path}:\n{self.tail()}")
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:

@@ -1,0 +1,1 @@
+"""The portal: `savin web`, a process apart from the worker."""

@@ -1,0 +1,98 @@
+"""The portal's application: ``create_app(settings)`` builds it, ``run_web``
+serves it with uvicorn. Pages live in :mod:`savin.web.portal.pages`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from savin.bootstrap import StartupError
+from savin.settings import PREFIX, Settings
+from savin.streams.store import open_store
+from savin.topics import Topics, ensure_topics
+from savin.web.portal.pages import Pages
+from savin.web.portal.security import Csrf, SecurityHeaders
+from savin.web.portal.views import Views
+
+__all__ = ["create_app", "run_web", "check_web_settings", "STATIC"]
+
+log = logging.getLogger("savin.web.portal")
+
+STATIC = Path(__file__).parent / "static"
+
+
+def check_web_settings(settings: Settings) -> None:
+    """Refuse the built-in form-signing secret outside a development run."""
+    if settings.development:
+        return
+    default = Settings.model_fields["web_secret"].default.get_secret_value()
+    if settings.web_secret.get_secret_value() == default:
+        raise StartupError(f"{PREFIX}WEB_SECRET still holds the development default; set a long random value, "
+                           f"or {PREFIX}DEVELOPMENT=true for a development run")
+
+
+def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
+    topics = Topics(settings)
+    state: dict[str, object] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        nonlocal views
+        if views is None:
+            path = None if settings.store == "memory" else settings.data_dir / "web" / "views"
+            store = open_store(path, settings.rocksdb_cache_mb, settings.rocksdb_write_buffer_mb,
+                               on_damage=lambda e: log.warning("view store damaged (%s); rebuilding", type(e).__name__))
+            await ensure_topics(settings.kafka_bootstrap, topics.specs(), settings.replication_factor)
+            views = Views(settings.kafka_bootstrap, topics.offender_status, topics.registrations, store)
+            state["store"] = store
+        pages.views = views
+        task = asyncio.create_task(views.run(), name="savin-web-views")
+        state["task"] = task
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if "store" in state:
+                state["store"].close()  # type: ignore[attr-defined]
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    pages = Pages(Csrf(settings.web_secret.get_secret_value()), timezone=settings.portal_timezone,
+                  public_url=settings.public_url, secure_cookies=(settings.public_url or "").startswith("https:"))
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/livez", include_in_schema=False)
+    async def livez():
+        return JSONResponse({"live": True})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz():
+        task = state.get("task")
+        running = task is not None and not task.done()  # type: ignore[union-attr]
+        ready = running and views is not None and views.ready.is_set()
+        check = {"ok": ready}
+        if not ready:
+            check["detail"] = "restoring from Kafka" if running else "not reading Kafka"
+        return JSONResponse({"ready": ready, "checks": {"views": check}}, status_code=200 if ready else 503)
+
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def run_web(settings: Settings) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # No access log: a search URL holds what was searched for.
+    uvicorn.run(create_app(settings), host=settings.portal_host, port=settings.portal_port,
+                access_log=False, log_level=settings.log_level.lower(), server_header=False,
+                proxy_headers=False)
