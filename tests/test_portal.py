@@ -242,3 +242,30 @@ async def _run_until_ready(views: Views) -> None:
             await task
         except asyncio.CancelledError:
             pass
+
+
+async def test_custody_events_through_the_worker_show_on_the_portal(stack, browser_page):
+    """Upstream events go through the worker's status stage to offender-status, and the
+    portal (a process of its own) shows the offender's status from it."""
+    from support import event
+
+    stack.start_worker()
+    web = stack.start_web()
+    offender = "MO-E2E-STATUS"
+    name = {"offender_name": "Renata Quillon Ibarra"}
+    transferred = event("TRANSFERRED", offender) | name
+    hearing = event("HEARING_SCHEDULED", offender, occurred_at="2026-11-20T15:05:00-06:00") | name
+    report = await stack.publish_events([json.dumps(transferred), json.dumps(hearing)])
+    assert report.errors == []
+
+    async def shown():
+        return fetch(f"{web.url}/offenders/{offender}")[0] == 200
+
+    await wait_until(shown, 60, what="the portal to show the offender")
+    page = await browser_page(360, 740)
+    await page.goto(f"{web.url}/search?q=renata+ibarra&lang=en")
+    await page.locator(".results__link").first.click()
+    facts = await page.locator(".summary-list").inner_text()
+    assert "Potosi Correctional Center" in facts
+    assert "Parole Board, 3400 Knipp Dr, Jefferson City" in facts
+    assert "Wednesday, February 10, 2027, at 9:30 AM CST" in facts
