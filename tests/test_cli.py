@@ -32,6 +32,7 @@ KAFKA_COMMANDS = {
     "notices list": ["notices", "list"],
     "notices show": ["notices", "show", str(uuid.uuid4())],
     "worker": ["worker"],
+    "web": ["web"],
 }
 
 
@@ -60,6 +61,13 @@ def test_a_worker_on_the_development_defaults_refuses_before_it_needs_a_broker(d
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "SAVIN_TWILIO_ACCOUNT_SID" in line and "SAVIN_DEVELOPMENT=true" in line
+
+
+def test_a_portal_on_the_development_secret_refuses_before_it_needs_a_broker(tmp_path):
+    done = savin(["web"], {"SAVIN_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "SAVIN_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    (line,) = done.stderr.strip().splitlines()
+    assert "SAVIN_WEB_SECRET" in line and "SAVIN_DEVELOPMENT=true" in line
 
 
 def test_a_broker_that_accepts_but_never_answers_times_out_quickly(data_key):

@@ -21,7 +21,7 @@ class WebProcess(WorkerProcess):
         super().__init__(env, log_path, port)
         self.env = {**os.environ, **env, "SAVIN_PORTAL_PORT": str(port), "PYTHONUNBUFFERED": "1"}
 
-    def launch(self) -> "WebProcess":
+    def launch(self) -> WebProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

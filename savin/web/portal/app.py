@@ -20,7 +20,7 @@ from savin.web.portal.pages import Pages
 from savin.web.portal.security import Csrf, SecurityHeaders
 from savin.web.portal.views import Views
 
-__all__ = ["create_app", "run_web", "check_web_settings", "STATIC"]
+__all__ = ["STATIC", "check_web_settings", "create_app", "run_web"]
 
 log = logging.getLogger("savin.web.portal")
 

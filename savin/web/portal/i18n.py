@@ -6,7 +6,7 @@ by the tests, never a blank on a page.
 
 from __future__ import annotations
 
-__all__ = ["LANGUAGES", "DEFAULT", "STRINGS", "strings"]
+__all__ = ["DEFAULT", "LANGUAGES", "STRINGS", "strings"]
 
 DEFAULT = "en"
 

@@ -19,7 +19,7 @@ from savin.schemas.status import OffenderStatus
 from savin.web.portal.i18n import DEFAULT, LANGUAGES, strings
 from savin.web.portal.security import SESSION_COOKIE, Csrf
 
-__all__ = ["Pages", "LANGUAGE_COOKIE", "MAX_QUERY", "environment"]
+__all__ = ["LANGUAGE_COOKIE", "MAX_QUERY", "Pages", "environment"]
 
 LANGUAGE_COOKIE = "savin_lang"
 MAX_QUERY = 100

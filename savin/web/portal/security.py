@@ -17,7 +17,7 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityHeaders", "CSP", "Csrf", "SESSION_COOKIE"]
+__all__ = ["CSP", "SESSION_COOKIE", "Csrf", "SecurityHeaders"]
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
        "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'")

@@ -174,7 +174,7 @@ class Views:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
-            except (KafkaError, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, KafkaError, OSError) as e:
                 log.warning("views lost Kafka (%s); reading again in 2 s", type(e).__name__)
                 await asyncio.sleep(2)
 
@@ -183,13 +183,9 @@ class Views:
                                   max_partition_fetch_bytes=4 * 1024 * 1024, client_id="savin-web-views")
         await reader.start()
         try:
-            tps = []
-            for topic in (self.status_topic, self.registrations_topic):
-                parts = reader.partitions_for_topic(topic)
-                if not parts:
-                    await reader._client.force_metadata_update()  # noqa: SLF001 - topics just created
-                    parts = reader.partitions_for_topic(topic) or set()
-                tps += [TopicPartition(topic, p) for p in sorted(parts)]
+            await reader.topics()  # fresh metadata: the topics may have just been created
+            tps = [TopicPartition(topic, p) for topic in (self.status_topic, self.registrations_topic)
+                   for p in sorted(reader.partitions_for_topic(topic) or ())]
             if not tps:
                 raise KafkaError("the view topics have no partitions yet")
             reader.assign(tps)
