@@ -183,9 +183,14 @@ class Views:
                                   max_partition_fetch_bytes=4 * 1024 * 1024, client_id="savin-web-views")
         await reader.start()
         try:
-            await reader.topics()  # fresh metadata: the topics may have just been created
-            tps = [TopicPartition(topic, p) for topic in (self.status_topic, self.registrations_topic)
-                   for p in sorted(reader.partitions_for_topic(topic) or ())]
+            tps = []
+            for topic in (self.status_topic, self.registrations_topic):
+                parts = reader.partitions_for_topic(topic)
+                if not parts:
+                    # Topics created a moment ago: the consumer has no public call that refreshes its metadata.
+                    await reader._client.force_metadata_update()
+                    parts = reader.partitions_for_topic(topic) or set()
+                tps += [TopicPartition(topic, p) for p in sorted(parts)]
             if not tps:
                 raise KafkaError("the view topics have no partitions yet")
             reader.assign(tps)
