@@ -269,3 +269,12 @@ async def test_custody_events_through_the_worker_show_on_the_portal(stack, brows
     assert "Potosi Correctional Center" in facts
     assert "Parole Board, 3400 Knipp Dr, Jefferson City" in facts
     assert "Wednesday, February 10, 2027, at 9:30 AM CST" in facts
+
+
+def test_every_language_has_every_word_and_a_label_for_every_status():
+    from savin.schemas.status import CustodyStatus
+
+    for lang, table in STRINGS.items():
+        assert set(table) == set(STRINGS["en"]), lang
+        for status in CustodyStatus:
+            assert table[f"status.{status.value}"], (lang, status)

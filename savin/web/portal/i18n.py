@@ -102,7 +102,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "status.escaped": "Fugado",
         "status.on_supervision": "Bajo supervisión",
         "status.absconded": "Prófugo de la supervisión",
-        "status.discharged": "Liberado de la supervisión",
+        "status.discharged": "Supervisión concluida",
         "status.deceased": "Fallecido",
         "status.unknown": "Se desconoce",
         "footer": "Si está en peligro, llame al 911.",
