@@ -278,3 +278,37 @@ def test_every_language_has_every_word_and_a_label_for_every_status():
         assert set(table) == set(STRINGS["en"]), lang
         for status in CustodyStatus:
             assert table[f"status.{status.value}"], (lang, status)
+
+
+async def _asgi_get(app, path: str) -> tuple[int, dict]:
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "headers": [], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80), "root_path": ""}
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(body)
+
+
+async def test_readyz_answers_503_until_the_views_are_restored():
+    from savin.dev.broker import free_port
+    from savin.settings import load_settings
+    from savin.web.portal.app import create_app
+
+    s = load_settings(_env_file=None, development=True, kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    views = Views(s.kafka_bootstrap, "t.offender-status", "t.registrations", MemoryStore())
+    app = create_app(s, views)
+    async with app.router.lifespan_context(app):
+        status, body = await _asgi_get(app, "/readyz")
+        assert (status, body["ready"], body["checks"]["views"]["detail"]) == (503, False, "restoring from Kafka")
+        assert (await _asgi_get(app, "/livez"))[0] == 200
+        views.ready.set()
+        assert await _asgi_get(app, "/readyz") == (200, {"ready": True, "checks": {"views": {"ok": True}}})
