@@ -19,9 +19,10 @@ __all__ = ["Settings", "SettingsError", "load_settings", "DataKeys"]
 PREFIX = "SAVIN_"
 
 #: The stages a worker can run (SAVIN_STAGES): "match" (custody events and
-#: registrations to notice jobs) and "deliver" (notice jobs, retries and status
-#: callbacks to sends and delivery results).
-STAGES = frozenset({"match", "deliver"})
+#: registrations to notice jobs), "deliver" (notice jobs, retries and status
+#: callbacks to sends and delivery results) and "status" (custody events to each
+#: offender's current status, for the portal).
+STAGES = frozenset({"match", "deliver", "status"})
 
 
 class SettingsError(ValueError):
@@ -165,7 +166,7 @@ class Settings(BaseSettings):
         if unknown := v - STAGES:
             raise ValueError(f"unknown stages {', '.join(sorted(unknown))}; choose from {', '.join(sorted(STAGES))}")
         if not v:
-            raise ValueError("name at least one stage: match, deliver or both")
+            raise ValueError("name at least one stage: match, deliver, status")
         return v
 
     @field_validator("data_key")

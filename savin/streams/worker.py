@@ -30,6 +30,7 @@ from savin.notifiers.dispatcher import Dispatcher
 from savin.settings import Settings
 from savin.streams.deliver import DeliverStage
 from savin.streams.match import MatchStage
+from savin.streams.status import StatusStage
 from savin.topics import Topics, ensure_topics
 
 __all__ = ["create_app", "run_worker", "EXIT_CONFIG"]
@@ -80,6 +81,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         stages.append(MatchStage(settings))
     if "deliver" in settings.stages:
         stages.append(DeliverStage(settings, dispatcher))
+    if "status" in settings.stages:
+        stages.append(StatusStage(settings))
     notifiers = dispatcher.notifiers if "deliver" in settings.stages else []
 
     probe = KafkaProbe(settings.kafka_bootstrap)
