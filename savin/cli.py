@@ -234,11 +234,15 @@ def schema_export(directory: Path = typer.Argument(..., help="Output directory."
 
 
 @keys_app.command("new")
-def keys_new(key_id: str = typer.Option("k1", help="Key id recorded in every sealed value: letters, digits or _.")):
-    """Print a fresh AES-256 data key in SAVIN_DATA_KEY form."""
+def keys_new(key_id: str = typer.Option("k1", help="Key id recorded in every sealed value: letters, digits or _."),
+             index: bool = typer.Option(False, "--index", help="A blind-index key (SAVIN_INDEX_KEY) instead.")):
+    """Print a fresh AES-256 data key in SAVIN_DATA_KEY form (or, with --index, a SAVIN_INDEX_KEY)."""
     from savin.sealing import new_key
     from savin.settings import DataKeys
 
+    if index:
+        print(new_key())
+        return
     line = f"{key_id}:{new_key()}"
     try:
         # Read back by the very rule SAVIN_DATA_KEY is read with, so a printed key is always usable;
@@ -310,7 +314,7 @@ def registrations_import(source: str = typer.Argument(..., help=f"Registrations.
 
     def encoder(s: Settings):
         try:
-            return registration_encoder(Sealer(s.data_keys), s.partitions)
+            return registration_encoder(Sealer(s.data_keys, index_key=s.index_key_bytes), s.partitions)
         except SettingsError as e:
             raise fail(str(e), 2) from None
 

@@ -4,6 +4,11 @@ and turning a submitted registration into its sealed, storable form.
 A sealed value is the text ``v1.<key id>.<base64url(nonce || ciphertext)>``.
 The key id and the purpose (``associated``) are bound in as associated data,
 so a sealed email address cannot be passed off as a sealed name.
+
+A contact's blind index is HMAC-SHA256 of its normalised address under the
+index key (a key of its own, never the data key): the same address always
+gives the same index, so a registration can be found by phone or email
+without the address being readable anywhere.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from savin.schemas import Registration, SealedContact, StoredRegistration
+from savin.schemas.consent import Actor
 from savin.settings import DataKeys
 
-__all__ = ["Sealer", "SealError", "new_key", "seal_registration", "hash_pin", "check_pin"]
+__all__ = ["Sealer", "SealError", "new_key", "seal_registration", "hash_pin", "check_pin",
+           "normalise_address", "blind_index"]
 
 _VERSION = "v1"
 
@@ -35,10 +42,31 @@ def new_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
+def normalise_address(address: str) -> str:
+    """The form a blind index is computed over: an email address trimmed and
+    lower-cased; a phone number as ``+`` and its E.164 digits (spaces, dashes,
+    dots and brackets dropped)."""
+    text = address.strip()
+    if "@" in text:
+        return text.lower()
+    return "+" + "".join(ch for ch in text if ch.isdigit())
+
+
+def blind_index(address: str, index_key: bytes) -> str:
+    """HMAC-SHA256 of the normalised address under ``index_key``, base64url without padding."""
+    mac = hmac.new(index_key, normalise_address(address).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
 class Sealer:
-    def __init__(self, keys: DataKeys):
+    def __init__(self, keys: DataKeys, index_key: bytes | None = None):
         self._aead = {kid: AESGCM(raw) for kid, raw in keys.keys.items()}
         self._active = keys.active_id
+        self._index_key = index_key
+
+    def blind_index(self, address: str) -> str | None:
+        """The address's blind index, or None when this sealer has no index key."""
+        return blind_index(address, self._index_key) if self._index_key is not None else None
 
     def seal(self, plaintext: str, purpose: str) -> str:
         nonce = os.urandom(12)
@@ -95,8 +123,9 @@ def check_pin(pin: str, stored: str) -> bool:
         return False
 
 
-def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime) -> StoredRegistration:
-    """Seal the victim's name and addresses, hash the PIN; nothing personal stays readable."""
+def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime,
+                      changed_by: Actor = Actor.OPERATOR) -> StoredRegistration:
+    """Seal the victim's name and addresses, index them, hash the PIN; nothing personal stays readable."""
     return StoredRegistration(
         registration_id=reg.registration_id,
         offender_id=reg.offender_id,
@@ -106,6 +135,8 @@ def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime) -> St
                 channel=c.channel,
                 address_sealed=sealer.seal(c.address, purpose="contact"),
                 verified=c.verified,
+                blind_index=sealer.blind_index(c.address),
+                verified_by=changed_by if c.verified else None,
             )
             for c in reg.contacts
         ),
@@ -115,4 +146,5 @@ def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime) -> St
         status=reg.status,
         timezone=reg.timezone,
         updated_at=now,
+        changed_by=changed_by,
     )

@@ -7,6 +7,7 @@ Adapters receive plain values taken from it, never the object itself.
 from __future__ import annotations
 
 import base64
+import binascii
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +24,16 @@ PREFIX = "SAVIN_"
 #: callbacks to sends and delivery results) and "status" (custody events to each
 #: offender's current status, for the portal).
 STAGES = frozenset({"match", "deliver", "status"})
+
+
+def _index_key_bytes(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 of 32 random bytes (savin keys new --index)") from None
+    if len(raw) != 32:
+        raise ValueError(f"must be base64 of 32 bytes, not {len(raw)} (savin keys new --index)")
+    return raw
 
 
 class SettingsError(ValueError):
@@ -116,6 +127,9 @@ class Settings(BaseSettings):
 
     # Sealing
     data_key: Annotated[SecretStr | None, Field(None)] = None
+    #: The blind-index key (base64 of 32 bytes), separate from the data key: the HMAC
+    #: key that finds a registration by phone or email (`savin keys new --index`).
+    index_key: Annotated[SecretStr | None, Field(None)] = None
 
     # Twilio
     twilio_account_sid: str = "AC00000000000000000000000000000000"
@@ -176,6 +190,13 @@ class Settings(BaseSettings):
             DataKeys.parse(v.get_secret_value())
         return v
 
+    @field_validator("index_key")
+    @classmethod
+    def _check_index_key(cls, v: SecretStr | None):
+        if v is not None:
+            _index_key_bytes(v.get_secret_value())
+        return v
+
     @field_validator("twilio_account_sid")
     @classmethod
     def _check_sid(cls, v: str):
@@ -190,6 +211,14 @@ class Settings(BaseSettings):
                 f"{PREFIX}DATA_KEY is not set: generate one with `savin keys new`"
             )
         return DataKeys.parse(self.data_key.get_secret_value())
+
+    @cached_property
+    def index_key_bytes(self) -> bytes:
+        if self.index_key is None:
+            raise SettingsError(
+                f"{PREFIX}INDEX_KEY is not set: generate one with `savin keys new --index`"
+            )
+        return _index_key_bytes(self.index_key.get_secret_value())
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}.{name}"

@@ -18,6 +18,7 @@ from support import EXAMPLES, records, savin
 from savin.cli import app
 from savin.dev.broker import free_port
 from savin.schemas import Channel, DeliveryResult, DeliveryStatus
+from savin.sealing import new_key
 from savin.settings import DataKeys
 from savin.topics import Topics, ensure_topics, producer
 
@@ -48,8 +49,8 @@ def assert_one_clean_line(done, bootstrap: str) -> None:
 def test_a_broker_nobody_runs_is_one_line_and_exit_1(command, data_key, tmp_path):
     bootstrap = f"127.0.0.1:{free_port()}"
     # A development run, so the worker gets as far as the broker (its provider defaults are allowed).
-    env = {"SAVIN_KAFKA_BOOTSTRAP": bootstrap, "SAVIN_DATA_KEY": data_key, "SAVIN_DATA_DIR": str(tmp_path),
-           "SAVIN_DEVELOPMENT": "true"}
+    env = {"SAVIN_KAFKA_BOOTSTRAP": bootstrap, "SAVIN_DATA_KEY": data_key, "SAVIN_INDEX_KEY": new_key(),
+           "SAVIN_DATA_DIR": str(tmp_path), "SAVIN_DEVELOPMENT": "true"}
     assert_one_clean_line(savin(KAFKA_COMMANDS[command], env), bootstrap)
 
 

@@ -8,6 +8,7 @@ import sys
 
 from support import EXAMPLES, records, savin
 
+from savin.sealing import new_key
 from savin.topics import partition_for
 
 
@@ -37,7 +38,8 @@ def test_registrations_import_seals_and_copartitions(kafka_bootstrap, namespace,
     bad = json.dumps({"registration_id": "R-9", "offender_id": "MO-9", "name": "Zed",
                       "contacts": [{"channel": "sms", "address": "555-1234", "verified": True}]})
     src.write_text((EXAMPLES / "registrations.jsonl").read_text() + bad + "\n")
-    env = {"SAVIN_KAFKA_BOOTSTRAP": kafka_bootstrap, "SAVIN_NAMESPACE": namespace, "SAVIN_DATA_KEY": data_key}
+    env = {"SAVIN_KAFKA_BOOTSTRAP": kafka_bootstrap, "SAVIN_NAMESPACE": namespace, "SAVIN_DATA_KEY": data_key,
+           "SAVIN_INDEX_KEY": new_key()}
     out = savin(["registrations", "import", str(src)], env)
     assert out.returncode == 1
     assert f"{src}:4:" in out.stderr and "contacts.0" in out.stderr and "555-1234" not in out.stderr
@@ -49,6 +51,7 @@ def test_registrations_import_seals_and_copartitions(kafka_bootstrap, namespace,
         assert secret not in raw
     for r in got:
         doc = json.loads(r.value)
+        assert all(c["blind_index"] for c in doc["contacts"]), "every contact indexed"
         assert r.key == doc["registration_id"].encode()
         assert r.partition == partition_for(doc["offender_id"].encode(), 4)
 
@@ -59,6 +62,16 @@ def test_import_without_a_data_key_says_how_to_make_one(kafka_bootstrap, namespa
     out = subprocess.run([sys.executable, "-m", "savin.cli", "registrations", "import",
                           str(EXAMPLES / "registrations.jsonl")], capture_output=True, text=True, env=env_no_key)
     assert out.returncode == 2 and "SAVIN_DATA_KEY is not set" in out.stderr and "savin keys new" in out.stderr
+
+
+def test_import_without_an_index_key_names_it(kafka_bootstrap, namespace, data_key):
+    env = {"SAVIN_KAFKA_BOOTSTRAP": kafka_bootstrap, "SAVIN_NAMESPACE": namespace, "SAVIN_DATA_KEY": data_key}
+    env_no_key = {k: v for k, v in os.environ.items() if k != "SAVIN_INDEX_KEY"} | env
+    out = subprocess.run([sys.executable, "-m", "savin.cli", "registrations", "import",
+                          str(EXAMPLES / "registrations.jsonl")], capture_output=True, text=True, env=env_no_key)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "SAVIN_INDEX_KEY is not set" in out.stderr and "savin keys new --index" in out.stderr
+    assert records(kafka_bootstrap, f"{namespace}.registrations") == []
 
 
 def test_publish_takes_one_pretty_printed_document(kafka_bootstrap, namespace):
@@ -99,7 +112,8 @@ def test_registrations_import_takes_a_json_array(kafka_bootstrap, namespace, dat
     regs = [json.loads(line) for line in (EXAMPLES / "registrations.jsonl").read_text().splitlines()]
     src = tmp_path / "regs.json"
     src.write_text(json.dumps(regs, indent=4))
-    env = {"SAVIN_KAFKA_BOOTSTRAP": kafka_bootstrap, "SAVIN_NAMESPACE": namespace, "SAVIN_DATA_KEY": data_key}
+    env = {"SAVIN_KAFKA_BOOTSTRAP": kafka_bootstrap, "SAVIN_NAMESPACE": namespace, "SAVIN_DATA_KEY": data_key,
+           "SAVIN_INDEX_KEY": new_key()}
     out = savin(["registrations", "import", str(src)], env)
     assert out.returncode == 0, out.stderr
     assert "published 3, rejected 0" in out.stdout

@@ -3,28 +3,16 @@ codes and links that prove a contact is its owner's."""
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from savin.schemas.base import Strict, Timestamp
-from savin.schemas.registration import Channel
+from savin.schemas.registration import Actor, Channel
 
 __all__ = ["Actor", "ConsentChange", "Verification"]
 
 RegistrationId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
-
-
-class Actor(str, enum.Enum):
-    """Who made a change: the registrant on the portal, an operator, an SMS reply,
-    an email's unsubscribe link, or a provider (e.g. Twilio's own STOP handling)."""
-
-    PORTAL = "portal"
-    OPERATOR = "operator"
-    INBOUND_SMS = "inbound_sms"
-    EMAIL_LINK = "email_link"
-    PROVIDER = "provider"
 
 
 class ConsentChange(Strict):

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_v
 from savin.domain.vocabulary import EVENT_TYPES
 from savin.schemas.base import Strict, Timestamp
 
-__all__ = ["Channel", "Contact", "Registration", "SealedContact", "StoredRegistration", "RegistrationStatus"]
+__all__ = ["Actor", "Channel", "Contact", "Registration", "SealedContact", "StoredRegistration", "RegistrationStatus"]
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
@@ -21,6 +21,17 @@ class Channel(str, enum.Enum):
     SMS = "sms"
     EMAIL = "email"
     VOICE = "voice"
+
+
+class Actor(str, enum.Enum):
+    """Who made a change: the registrant on the portal, an operator, an SMS reply,
+    an email's unsubscribe link, or a provider (e.g. Twilio's own STOP handling)."""
+
+    PORTAL = "portal"
+    OPERATOR = "operator"
+    INBOUND_SMS = "inbound_sms"
+    EMAIL_LINK = "email_link"
+    PROVIDER = "provider"
 
 
 class RegistrationStatus(str, enum.Enum):
@@ -97,6 +108,11 @@ class SealedContact(Strict):
     channel: Channel
     address_sealed: str
     verified: bool
+    #: HMAC-SHA256 of the normalised address under the index key (base64url, no padding):
+    #: finds a registration by phone or email without the address.
+    blind_index: str | None = None
+    #: Who verified the contact, when it is verified.
+    verified_by: Actor | None = None
 
 
 class StoredRegistration(Strict):
@@ -112,5 +128,7 @@ class StoredRegistration(Strict):
     status: RegistrationStatus
     timezone: str
     updated_at: Timestamp
+    #: Who made this change; every change is a new record on the registrations topic.
+    changed_by: Actor = Actor.OPERATOR
     kind: Literal["registration"] = "registration"
 

@@ -44,6 +44,7 @@ class LocalStack:
     workdir: Path
     namespace: str = field(default_factory=lambda: f"s{uuid.uuid4().hex[:10]}")
     data_key: str = field(default_factory=lambda: f"k1:{new_key()}")
+    index_key: str = field(default_factory=new_key)
     partitions: int = 4
     worker_env: dict[str, str] = field(default_factory=dict)
     twilio: FakeTwilio | None = None
@@ -78,6 +79,7 @@ class LocalStack:
             "SAVIN_NAMESPACE": self.namespace,
             "SAVIN_PARTITIONS": str(self.partitions),
             "SAVIN_DATA_KEY": self.data_key,
+            "SAVIN_INDEX_KEY": self.index_key,
             "SAVIN_DATA_DIR": str(self.workdir / "worker"),
             "SAVIN_TWILIO_ACCOUNT_SID": TWILIO_SID,
             "SAVIN_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
@@ -131,7 +133,7 @@ class LocalStack:
 
     async def import_registrations(self, lines: Iterable[bytes | str]) -> PublishReport:
         s = self.settings()
-        encode = registration_encoder(Sealer(s.data_keys), s.partitions)
+        encode = registration_encoder(Sealer(s.data_keys, index_key=s.index_key_bytes), s.partitions)
         return await publish_lines(_as_bytes(lines), encode, s.kafka_bootstrap, self.topics.registrations, self.topics,
                                    replication=s.replication_factor)
 
