@@ -321,6 +321,42 @@ def registrations_import(source: str = typer.Argument(..., help=f"Registrations.
     _publish(source, encoder, lambda t: t.registrations)
 
 
+@registrations_app.command("show")
+def registrations_show(
+    registration_id: str = typer.Argument(..., help="The registration id."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object."),
+):
+    """One registration: contacts masked, status, language, notices wanted, and every change (who, when)."""
+    import json as _json
+
+    from savin.ops.registrations import describe, registration_history
+    from savin.sealing import Sealer
+    from savin.topics import Topics
+
+    s = settings()
+    try:
+        sealer = Sealer(s.data_keys)
+    except SettingsError as e:
+        raise fail(str(e), 2) from None
+    history = kafka(s, lambda: registration_history(s.kafka_bootstrap, Topics(s).registrations, registration_id))
+    if not history:
+        raise fail(f"no registration {registration_id}")
+    view = describe(history, sealer).as_dict()
+    if as_json:
+        print(_json.dumps(view, ensure_ascii=False))
+        return
+    wanted = ", ".join(view["event_types"]) if view["event_types"] is not None else "all"
+    out.print(Text.assemble(f"registration {view['registration_id']}: ", (view["status"], "bold"),
+                            f" (offender {view['offender_id']}, {view['name']}, language {view['language']}, "
+                            f"{view['timezone']}, PIN {'set' if view['pin'] else 'not set'})"), soft_wrap=True)
+    out.print(f"notices wanted: {wanted}", soft_wrap=True)
+    show_table(f"{len(view['contacts'])} contacts", [("channel", False), ("address", True), ("verified", False)],
+               [[c["channel"], c["address"], (f"yes ({c['verified_by']})" if c["verified_by"] else "yes")
+                 if c["verified"] else "no"] for c in view["contacts"]])
+    show_table(f"{len(view['history'])} records", [("at", True), ("by", False), ("status", False)],
+               [[h["updated_at"], h["changed_by"], h["status"]] for h in view["history"]])
+
+
 # ---- worker -------------------------------------------------------------------------
 
 
