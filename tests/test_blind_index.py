@@ -65,3 +65,11 @@ def test_an_index_key_that_is_not_32_bytes_of_base64_is_refused(value):
 def test_an_index_key_is_read_as_32_bytes():
     key = new_key()
     assert Settings(_env_file=None, index_key=key).index_key_bytes == base64.b64decode(key)
+
+
+def test_keys_new_index_prints_a_key_the_settings_accept():
+    from support import savin
+
+    out = savin(["keys", "new", "--index"], {})
+    assert out.returncode == 0, out.stderr
+    assert len(Settings(_env_file=None, index_key=out.stdout.strip()).index_key_bytes) == 32

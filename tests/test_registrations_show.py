@@ -40,3 +40,12 @@ def test_a_registration_is_shown_masked_with_its_history(kafka_bootstrap, namesp
 def test_an_unknown_registration_is_one_line_and_exit_1(kafka_bootstrap, namespace, data_key):
     shown = savin(["registrations", "show", "R-NOBODY"], _env(kafka_bootstrap, namespace, data_key))
     assert shown.returncode == 1 and shown.stderr.strip().splitlines() == ["error: no registration R-NOBODY"]
+
+
+def test_masks_keep_only_what_tells_contacts_apart():
+    from savin.ops.registrations import mask_email, mask_name, mask_phone
+
+    assert mask_phone("+15735550101") == "+1•••••••0101"
+    assert mask_phone("+4420") == "•••••••"
+    assert mask_email("alice@example.org") == "a•••@example.org"
+    assert mask_name("Alice Example") == "A•••"
