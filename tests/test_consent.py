@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import event, eventually, metric, phone, registration
 
 from savin.domain.clock import utcnow
 from savin.domain.consent import Reply, read_reply
 from savin.schemas import Channel
 from savin.schemas.consent import Actor, ConsentChange
 from savin.topics import producer
-from support import event, eventually, metric, phone, registration
 
 
 @pytest.mark.parametrize("text, reply", [
@@ -42,8 +42,10 @@ async def test_an_opt_out_stops_that_channel_only_and_an_opt_in_brings_it_back(s
     prod = producer(stack.bootstrap)
     await prod.start()
     try:
+        await prod.send_and_wait(stack.topics.consent, b"not a consent change", key=b"R-1")
         await prod.send_and_wait(stack.topics.consent, change(True), key=b"R-1")
         await stack.wait_caught_up(stack.topics.consent)
+        assert metric(worker.metrics(), "savin_dead_letters_total", topic="consent") == 1
         await stack.publish_events([json.dumps(event("RELEASED", "O-1"))])
         await eventually(lambda: len(stack.smtp.messages) >= 1, 60, "the email notice")
         await stack.wait_caught_up(stack.topics.notices_urgent)
