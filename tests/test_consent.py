@@ -4,12 +4,13 @@ applied by the deliver stage (real broker, the worker as its own process)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from support import event, eventually, metric, phone, registration
 
 from savin.domain.clock import utcnow
-from savin.domain.consent import Reply, read_reply
+from savin.domain.consent import Reply, Slot, read_reply, read_unsubscribe_token, unsubscribe_token
 from savin.schemas import Channel
 from savin.schemas.consent import Actor, ConsentChange
 from savin.topics import producer
@@ -26,6 +27,21 @@ from savin.topics import producer
 ])
 def test_sms_replies_are_read_as_carriers_read_them(text, reply):
     assert read_reply(text) is reply
+
+
+def test_an_unsubscribe_token_names_its_slot_until_it_expires_and_cannot_be_forged():
+    now = utcnow()
+    slot = Slot("R-1", "email", 1)
+    token = unsubscribe_token(b"k" * 32, slot, now + timedelta(days=1))
+    assert "@" not in token and "R-1" not in token
+    assert read_unsubscribe_token(b"k" * 32, token, now) == slot
+    assert read_unsubscribe_token(b"k" * 32, token, now + timedelta(days=2)) is None
+    assert read_unsubscribe_token(b"x" * 32, token, now) is None
+    body, _, mac = token.partition(".")
+    forged = unsubscribe_token(b"x" * 32, Slot("R-2", "email", 1), now + timedelta(days=1)).partition(".")[0]
+    assert read_unsubscribe_token(b"k" * 32, f"{forged}.{mac}", now) is None
+    for bad in ["", ".", "abc", f"{body}.", "!!.??"]:
+        assert read_unsubscribe_token(b"k" * 32, bad, now) is None
 
 
 def change(opted_out: bool, channel: Channel = Channel.SMS) -> bytes:

@@ -9,10 +9,15 @@ other slots.
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
+import hmac
 import re
+from datetime import datetime
 
-__all__ = ["contact_key", "OPTED_OUT", "Reply", "read_reply", "OPT_OUT_WORDS", "OPT_IN_WORDS", "HELP_WORDS"]
+__all__ = ["contact_key", "OPTED_OUT", "Reply", "read_reply", "OPT_OUT_WORDS", "OPT_IN_WORDS", "HELP_WORDS",
+           "Slot", "unsubscribe_token", "read_unsubscribe_token"]
 
 #: The suppression reason recorded when a provider says "opted out" without a code.
 OPTED_OUT = "opted-out"
@@ -50,3 +55,50 @@ def read_reply(text: str) -> Reply:
     if _CODE.match(word.replace(" ", "")):
         return Reply.CODE
     return Reply.OTHER
+
+
+class Slot(tuple):
+    """One contact slot named by an unsubscribe token: (registration id, channel, index)."""
+
+    __slots__ = ()
+
+    def __new__(cls, registration_id: str, channel: str, index: int):
+        return super().__new__(cls, (registration_id, channel, index))
+
+    registration_id = property(lambda self: self[0])
+    channel = property(lambda self: self[1])
+    index = property(lambda self: self[2])
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def unsubscribe_token(key: bytes, slot: Slot, expires_at: datetime) -> str:
+    """A signed, expiring reference to a contact slot for an unsubscribe link.
+
+    It names ids only, never the address; the HMAC-SHA256 under ``key`` makes
+    it unforgeable and the expiry bounds how long a forwarded email can act.
+    """
+    body = _b64(f"{slot.registration_id}|{slot.channel}|{slot.index}|{int(expires_at.timestamp())}".encode())
+    mac = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    return f"{body}.{mac}"
+
+
+def read_unsubscribe_token(key: bytes, token: str, now: datetime) -> Slot | None:
+    """The slot a token names, or None when it is forged, malformed or expired."""
+    body, _, mac = token.partition(".")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not mac or not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        registration_id, channel, index, expires = _unb64(body).decode().split("|")
+        if int(expires) <= now.timestamp():
+            return None
+        return Slot(registration_id, channel, int(index))
+    except ValueError:
+        return None
