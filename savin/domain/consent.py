@@ -16,8 +16,18 @@ import hmac
 import re
 from datetime import datetime
 
-__all__ = ["contact_key", "OPTED_OUT", "Reply", "read_reply", "OPT_OUT_WORDS", "OPT_IN_WORDS", "HELP_WORDS",
-           "Slot", "unsubscribe_token", "read_unsubscribe_token"]
+__all__ = [
+    "HELP_WORDS",
+    "OPTED_OUT",
+    "OPT_IN_WORDS",
+    "OPT_OUT_WORDS",
+    "Reply",
+    "Slot",
+    "contact_key",
+    "read_reply",
+    "read_unsubscribe_token",
+    "unsubscribe_token",
+]
 
 #: The suppression reason recorded when a provider says "opted out" without a code.
 OPTED_OUT = "opted-out"
