@@ -180,7 +180,7 @@ def test_every_command_creates_topics_with_the_configured_replication_factor(kaf
     # The test broker is a single node: two replicas cannot be placed, and saying
     # so proves the setting reached topic creation.
     env = {"SAVIN_KAFKA_BOOTSTRAP": kafka_bootstrap, "SAVIN_NAMESPACE": namespace, "SAVIN_DATA_KEY": data_key,
-           "SAVIN_REPLICATION_FACTOR": "2"}
+           "SAVIN_INDEX_KEY": new_key(), "SAVIN_REPLICATION_FACTOR": "2"}
     for args in (["publish", str(EXAMPLES / "events" / "RELEASED.json")],
                  ["registrations", "import", str(EXAMPLES / "registrations.jsonl")]):
         done = savin(args, env)
