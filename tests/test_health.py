@@ -178,7 +178,7 @@ def test_the_worker_serves_savins_pages_and_nothing_else(stack):
     worker = stack.start_worker()
     status, body = http(f"{worker.url}/readyz")
     assert status == 200 and json.loads(body)["ready"] is True
-    assert set(json.loads(body)["checks"]) == {"kafka", "stage:match", "stage:deliver",
+    assert set(json.loads(body)["checks"]) == {"kafka", "stage:match", "stage:deliver", "stage:status",
                                                "provider:twilio", "provider:smtp"}
     assert http(f"{worker.url}/livez") == (200, b'{"live": true}')
     status, body = http(f"{worker.url}/metrics")
