@@ -360,47 +360,42 @@ def registrations_show(
 # ---- worker -------------------------------------------------------------------------
 
 
-@app.command("worker")
-def worker():
-    """Run the stream processor (the match and deliver stages and the web endpoints)."""
-    from savin.streams.worker import run_worker
-
-    s = settings()
-    from savin.bootstrap import StartupError, check_settings
-
-    try:
-        s.data_keys
-        check_settings(s)  # before the broker, so a configuration fault is told even without one
-    except (SettingsError, StartupError) as e:
-        raise fail(str(e), 2) from None
-    check_broker(s)
+def _serve(s: Settings, check, run) -> None:
+    """Run a long-lived process: its configuration checked first (so a fault is told
+    even without a broker), then the broker, then ``run`` until it stops."""
+    from savin.bootstrap import StartupError
     from savin.topics import TopicSetupError
 
     try:
-        run_worker(s)
+        check(s)
+    except (SettingsError, StartupError) as e:
+        raise fail(str(e), 2) from None
+    check_broker(s)
+    try:
+        run(s)
     except TopicSetupError as e:
         raise fail(str(e)) from None
+
+
+@app.command("worker")
+def worker():
+    """Run the stream processor (the match, deliver and status stages; /livez, /readyz, /metrics)."""
+    from savin.bootstrap import check_settings
+    from savin.streams.worker import run_worker
+
+    def check(s: Settings) -> None:
+        s.data_keys  # noqa: B018 - raises SettingsError naming SAVIN_DATA_KEY
+        check_settings(s)
+
+    _serve(settings(), check, run_worker)
 
 
 @app.command("web")
 def web():
     """Run the portal: the offender status search, in English and Spanish; /livez and /readyz."""
-    s = settings()
-    from savin.bootstrap import StartupError
-    from savin.web.portal.app import check_web_settings
+    from savin.web.portal.app import check_web_settings, run_web
 
-    try:
-        check_web_settings(s)  # before the broker, so a configuration fault is told even without one
-    except StartupError as e:
-        raise fail(str(e), 2) from None
-    check_broker(s)
-    from savin.topics import TopicSetupError
-    from savin.web.portal.app import run_web
-
-    try:
-        run_web(s)
-    except TopicSetupError as e:
-        raise fail(str(e)) from None
+    _serve(settings(), check_web_settings, run_web)
 
 
 # ---- dead letters -------------------------------------------------------------------

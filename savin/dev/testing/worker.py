@@ -22,10 +22,12 @@ class WorkerError(RuntimeError):
 class WorkerProcess:
     """A worker subprocess with its environment, log file and readiness check."""
 
+    #: The ``savin`` command it runs, and the setting that gives it its HTTP port.
     what = "worker"
+    port_setting = "SAVIN_WEB_PORT"
 
     def __init__(self, env: dict[str, str], log_path: Path, web_port: int):
-        self.env = {**os.environ, **env, "SAVIN_WEB_PORT": str(web_port), "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **env, self.port_setting: str(web_port), "PYTHONUNBUFFERED": "1"}
         self.log_path = Path(log_path)
         self.web_port = web_port
         self.proc: subprocess.Popen | None = None
@@ -44,7 +46,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "savin.cli", "worker"], env=self.env,
+                [sys.executable, "-m", "savin.cli", self.what], env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         return self
