@@ -129,7 +129,7 @@ def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime,
     return StoredRegistration(
         registration_id=reg.registration_id,
         offender_id=reg.offender_id,
-        name_sealed=sealer.seal(reg.name, purpose="name"),
+        name_sealed=sealer.seal(reg.name, purpose="name") if reg.name else None,
         contacts=tuple(
             SealedContact(
                 channel=c.channel,
@@ -145,6 +145,7 @@ def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime,
         pin_hash=hash_pin(reg.pin) if reg.pin else None,
         status=reg.status,
         timezone=reg.timezone,
+        quiet_hours=reg.quiet_hours,
         updated_at=now,
         changed_by=changed_by,
     )

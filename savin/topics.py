@@ -54,6 +54,9 @@ class Topics:
         #: Codes and links sent to prove a contact is its owner's, and the tries at them
         #: (compacted, keyed by contact slot); read by the web processes.
         self.verifications = t("verifications")
+        #: Recent rate-limited tries (codes sent to a phone, wrong PINs), shared by the
+        #: web processes (compacted, keyed by what is limited; ids, never addresses).
+        self.attempts = t("attempts")
 
     def group(self, stage: str) -> str:
         """The consumer group of a stage (``match``, ``deliver``)."""
@@ -87,6 +90,7 @@ class Topics:
             TopicSpec(self.offender_status, n, compacted),
             TopicSpec(self.consent, n),
             TopicSpec(self.verifications, n, compacted),
+            TopicSpec(self.attempts, n, compacted),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(int(self.dedup_days * 86_400_000))}),
         ]

@@ -5,7 +5,6 @@ broker, the worker as its own process)."""
 from __future__ import annotations
 
 import asyncio
-import asyncio
 import datetime as dt
 import json
 

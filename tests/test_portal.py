@@ -304,10 +304,12 @@ async def _asgi_get(app, path: str) -> tuple[int, dict]:
 
 async def test_readyz_answers_503_until_the_views_are_restored():
     from savin.dev.broker import free_port
+    from savin.sealing import new_key
     from savin.settings import load_settings
     from savin.web.portal.app import create_app
 
-    s = load_settings(_env_file=None, development=True, kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    s = load_settings(_env_file=None, development=True, kafka_bootstrap=f"127.0.0.1:{free_port()}",
+                      data_key=f"k1:{new_key()}", index_key=new_key())
     views = Views(s.kafka_bootstrap, "t.offender-status", "t.registrations", MemoryStore())
     app = create_app(s, views)
     async with app.router.lifespan_context(app):

@@ -9,12 +9,11 @@ other slots.
 
 from __future__ import annotations
 
-import base64
 import enum
-import hashlib
-import hmac
 import re
 from datetime import datetime
+
+from savin.domain.links import read_token, sign_token
 
 __all__ = [
     "HELP_WORDS",
@@ -80,35 +79,17 @@ class Slot(tuple):
     index = property(lambda self: self[2])
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+_UNSUBSCRIBE = "unsubscribe"
 
 
 def unsubscribe_token(key: bytes, slot: Slot, expires_at: datetime) -> str:
-    """A signed, expiring reference to a contact slot for an unsubscribe link.
-
-    It names ids only, never the address; the HMAC-SHA256 under ``key`` makes
-    it unforgeable and the expiry bounds how long a forwarded email can act.
-    """
-    body = _b64(f"{slot.registration_id}|{slot.channel}|{slot.index}|{int(expires_at.timestamp())}".encode())
-    mac = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-    return f"{body}.{mac}"
+    """A signed, expiring reference to a contact slot for an unsubscribe link (ids only)."""
+    return sign_token(key, _UNSUBSCRIBE, (slot.registration_id, slot.channel, str(slot.index)), expires_at)
 
 
 def read_unsubscribe_token(key: bytes, token: str, now: datetime) -> Slot | None:
     """The slot a token names, or None when it is forged, malformed or expired."""
-    body, _, mac = token.partition(".")
-    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
-    if not mac or not hmac.compare_digest(mac, expected):
+    fields = read_token(key, _UNSUBSCRIBE, token, now)
+    if fields is None or len(fields) != 3 or not fields[2].isdigit():
         return None
-    try:
-        registration_id, channel, index, expires = _unb64(body).decode().split("|")
-        if int(expires) <= now.timestamp():
-            return None
-        return Slot(registration_id, channel, int(index))
-    except ValueError:
-        return None
+    return Slot(fields[0], fields[1], int(fields[2]))

@@ -202,7 +202,8 @@ class TwilioSMS(Notifier):
             params["messaging_service_sid"] = self._messaging_service_sid
         elif self._from:
             params["from_"] = self._from
-        if callback := self.callback_url(message.callback_params):
+        # A message without ids to echo (a verification code) is not followed up.
+        if message.callback_params and (callback := self.callback_url(message.callback_params)):
             params["status_callback"] = callback
         try:
             async with asyncio.timeout(self._timeout):

@@ -80,7 +80,7 @@ def _opened(sealer: Sealer, sealed: str, purpose: str) -> str | None:
 def describe(history: list[StoredRegistration], sealer: Sealer) -> RegistrationView:
     """The latest record of a registration with its name and contacts masked."""
     current = history[-1]
-    name = _opened(sealer, current.name_sealed, "name")
+    name = _opened(sealer, current.name_sealed, "name") if current.name_sealed else None
     contacts = []
     for c in current.contacts:
         address = _opened(sealer, c.address_sealed, "contact")
@@ -90,6 +90,10 @@ def describe(history: list[StoredRegistration], sealer: Sealer) -> RegistrationV
             shown = mask_email(address) if c.channel is Channel.EMAIL else mask_phone(address)
         contacts.append({"channel": c.channel.value, "address": shown, "verified": c.verified,
                          "verified_by": c.verified_by.value if c.verified_by else None})
-    return RegistrationView(current, history,
-                            mask_name(name) if name is not None else f"(sealed with key {sealer.key_id(current.name_sealed)})",
-                            contacts)
+    if current.name_sealed is None:
+        shown_name = "(none given)"
+    elif name is None:
+        shown_name = f"(sealed with key {sealer.key_id(current.name_sealed)})"
+    else:
+        shown_name = mask_name(name)
+    return RegistrationView(current, history, shown_name, contacts)

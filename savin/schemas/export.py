@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, TypeAdapter
 
-from savin.schemas.consent import ConsentChange, Verification
+from savin.schemas.consent import Attempts, ConsentChange, Verification
 from savin.schemas.events import EVENT_ADAPTER, EVENT_MODELS, SCHEMA_VERSION
 from savin.schemas.notices import DeadLetter, DeadLetterReplay, DeliveryResult, NoticeJob
 from savin.schemas.registration import Registration
@@ -43,6 +43,7 @@ def published_schemas() -> dict[str, dict]:
         "offender-status.schema.json": (OffenderStatus, "OffenderStatus"),
         "consent-change.schema.json": (ConsentChange, "ConsentChange"),
         "verification.schema.json": (Verification, "Verification"),
+        "attempts.schema.json": (Attempts, "Attempts"),
     }
     for event_type, model in EVENT_MODELS.items():
         models[f"events/{event_type}.schema.json"] = (model, model.__name__)

@@ -12,7 +12,8 @@ from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_v
 from savin.domain.vocabulary import EVENT_TYPES
 from savin.schemas.base import Strict, Timestamp
 
-__all__ = ["Actor", "Channel", "Contact", "Registration", "SealedContact", "StoredRegistration", "RegistrationStatus"]
+__all__ = ["Actor", "Channel", "Contact", "QuietHours", "Registration", "SealedContact", "StoredRegistration",
+           "RegistrationStatus"]
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
@@ -86,12 +87,30 @@ def _check_timezone(v: str) -> str:
     return v
 
 
+Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="A time of day, HH:MM")]
+
+
+class QuietHours(Strict):
+    """The hours, in the registration's time zone, in which routine notices wait;
+    ``start`` after ``end`` spans midnight (21:00 to 08:00)."""
+
+    start: Clock = "21:00"
+    end: Clock = "08:00"
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if self.start == self.end:
+            raise ValueError("quiet hours must start and end at different times")
+        return self
+
+
 class Registration(Strict):
     """What a registrar submits. Holds personal data: never written to Kafka as is."""
 
     registration_id: Id
     offender_id: Id
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    #: Optional: a registrant may stay nameless.
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     contacts: Annotated[tuple[Contact, ...], Field(min_length=1, max_length=10)]
     language: Annotated[str, Field(pattern=r"^[a-z]{2}$")] = "en"
     event_types: tuple[EventTypeName, ...] | None = None
@@ -99,6 +118,8 @@ class Registration(Strict):
     status: RegistrationStatus = RegistrationStatus.ACTIVE
     #: Checked against the time zone database savin runs with, which a schema cannot list.
     timezone: Annotated[str, Field(description="An IANA time zone name, e.g. America/Chicago")] = "America/Chicago"
+    #: None: the default quiet hours (21:00 to 08:00).
+    quiet_hours: QuietHours | None = None
 
     _v_events = field_validator("event_types")(classmethod(lambda cls, v: _check_event_types(v)))
     _v_tz = field_validator("timezone")(classmethod(lambda cls, v: _check_timezone(v)))
@@ -120,13 +141,14 @@ class StoredRegistration(Strict):
 
     registration_id: Id
     offender_id: Id
-    name_sealed: str
+    name_sealed: str | None = None
     contacts: tuple[SealedContact, ...]
     language: str
     event_types: tuple[str, ...] | None
     pin_hash: str | None
     status: RegistrationStatus
     timezone: str
+    quiet_hours: QuietHours | None = None
     updated_at: Timestamp
     #: Who made this change; every change is a new record on the registrations topic.
     changed_by: Actor = Actor.OPERATOR

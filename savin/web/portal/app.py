@@ -12,10 +12,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from savin.bootstrap import StartupError
+from savin.bootstrap import StartupError, build_notifiers
+from savin.sealing import Sealer
 from savin.settings import PREFIX, Settings
 from savin.streams.store import open_store
 from savin.topics import Topics, ensure_topics
+from savin.web.portal import manage, register, webhooks
+from savin.web.portal.commands import Commands
+from savin.web.portal.context import Portal
 from savin.web.portal.pages import Pages
 from savin.web.portal.security import Csrf, SecurityHeaders
 from savin.web.portal.views import Views
@@ -28,18 +32,20 @@ STATIC = Path(__file__).parent / "static"
 
 
 def check_web_settings(settings: Settings) -> None:
-    """Refuse the built-in form-signing secret outside a development run."""
-    if settings.development:
-        return
+    """The keys the portal seals and finds contacts with; the built-in form-signing
+    secret is refused outside a development run."""
     default = Settings.model_fields["web_secret"].default.get_secret_value()
-    if settings.web_secret.get_secret_value() == default:
+    if not settings.development and settings.web_secret.get_secret_value() == default:
         raise StartupError(f"{PREFIX}WEB_SECRET still holds the development default; set a long random value, "
                            f"or {PREFIX}DEVELOPMENT=true for a development run")
+    settings.data_keys  # noqa: B018 - raises SettingsError naming SAVIN_DATA_KEY
+    settings.index_key_bytes  # noqa: B018 - raises SettingsError naming SAVIN_INDEX_KEY
 
 
 def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
     topics = Topics(settings)
     state: dict[str, object] = {}
+    sealer = Sealer(settings.data_keys, index_key=settings.index_key_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -49,14 +55,18 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
             store = open_store(path, settings.rocksdb_cache_mb, settings.rocksdb_write_buffer_mb,
                                on_damage=lambda e: log.warning("view store damaged (%s); rebuilding", type(e).__name__))
             await ensure_topics(settings.kafka_bootstrap, topics.specs(), settings.replication_factor)
-            views = Views(settings.kafka_bootstrap, topics.offender_status, topics.registrations, store)
+            views = Views(settings.kafka_bootstrap, topics.offender_status, topics.registrations, store,
+                          verifications_topic=topics.verifications, attempts_topic=topics.attempts,
+                          consent_topic=topics.consent)
             state["store"] = store
         pages.views = views
+        commands.views = views
         task = asyncio.create_task(views.run(), name="savin-web-views")
         state["task"] = task
         try:
             yield
         finally:
+            await commands.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -66,7 +76,12 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     pages = Pages(Csrf(settings.web_secret.get_secret_value()), timezone=settings.portal_timezone,
                   public_url=settings.public_url, secure_cookies=(settings.public_url or "").startswith("https:"))
+    notifiers = {n.channel: n for n in build_notifiers(settings, sealer)}
+    commands = Commands(settings.kafka_bootstrap, topics, views, notifiers)  # type: ignore[arg-type]
+    portal = Portal(settings, topics, pages, sealer, commands)
     app.include_router(pages.router)
+    for part in (register, manage, webhooks):
+        app.include_router(part.routes(portal))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/livez", include_in_schema=False)

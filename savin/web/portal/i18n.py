@@ -1,10 +1,16 @@
 """Every word the portal shows, one table per language.
 
-A page asks for ``t("key")``; a key missing from a language is a fault found
-by the tests, never a blank on a page.
+The search pages' words are here; each other part of the portal keeps its
+own in a ``words_<part>.py`` module beside this one (``WORDS = {"en": {...},
+"es": {...}}``), merged below. A page asks for ``t["key"]``; a key missing
+from a language, or two parts using one key, is a fault found by the tests,
+never a blank on a page.
 """
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 __all__ = ["DEFAULT", "LANGUAGES", "STRINGS", "strings"]
 
@@ -110,6 +116,21 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 LANGUAGES = tuple(STRINGS)
+
+
+def _merge_parts() -> None:
+    package = __name__.rpartition(".")[0]
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if not info.name.startswith("words_"):
+            continue
+        words = importlib.import_module(f"{package}.{info.name}").WORDS
+        for lang, table in words.items():
+            if twice := set(table) & set(STRINGS[lang]):
+                raise RuntimeError(f"{info.name} reuses the keys {sorted(twice)}")
+            STRINGS[lang].update(table)
+
+
+_merge_parts()
 
 
 def strings(language: str) -> dict[str, str]:

@@ -14,7 +14,13 @@ Views:
 * ``offender-status``: :class:`OffenderStatus` by offender id, with a token
   index of offender names for the search;
 * ``registrations``: :class:`StoredRegistration` by registration id, and the
-  ids of the registrations holding each contact's blind index.
+  ids of the registrations holding each contact's blind index;
+* ``verifications``: the latest :class:`Verification` of each contact slot;
+* ``attempts``: the latest :class:`Attempts` of each rate-limited key;
+* ``consent``: the latest :class:`ConsentChange` of each contact slot.
+
+A process that writes a record waits for its own view to hold it
+(:meth:`Views.caught_up`) before it answers, so the next page shows it.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from collections import defaultdict
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, RecordTooLargeError
 
+from savin.domain.consent import contact_key
 from savin.schemas import StoredRegistration
+from savin.schemas.consent import Attempts, ConsentChange, Verification
 from savin.schemas.status import OffenderStatus
 from savin.streams.errors import fault
 from savin.streams.store import Store
@@ -40,6 +48,9 @@ log = logging.getLogger("savin.web.views")
 _STATUS = b"s:"  # + offender id -> OffenderStatus JSON
 _REGISTRATION = b"r:"  # + registration id -> StoredRegistration JSON
 _INDEX = b"i:"  # + blind index + \0 + registration id -> b""
+_VERIFICATION = b"v:"  # + contact slot -> Verification JSON
+_ATTEMPTS = b"a:"  # + attempts key -> Attempts JSON
+_CONSENT = b"c:"  # + contact slot -> the slot's latest ConsentChange JSON
 
 
 def name_tokens(text: str) -> list[str]:
@@ -56,12 +67,20 @@ def _blind_indexes(reg: StoredRegistration) -> set[str]:
 class Views:
     """The replica behind the portal's pages; ``run()`` restores, then tails."""
 
-    def __init__(self, bootstrap: str, status_topic: str, registrations_topic: str, store: Store):
+    def __init__(self, bootstrap: str, status_topic: str, registrations_topic: str, store: Store, *,
+                 verifications_topic: str | None = None, attempts_topic: str | None = None,
+                 consent_topic: str | None = None):
         self.bootstrap = bootstrap
         self.status_topic = status_topic
         self.registrations_topic = registrations_topic
         self.store = store
+        self._appliers = {status_topic: self._apply_status, registrations_topic: self._apply_registration}
+        for topic, apply in ((verifications_topic, self._apply_verification), (attempts_topic, self._apply_attempts),
+                             (consent_topic, self._apply_consent)):
+            if topic is not None:
+                self._appliers[topic] = apply
         self.ready = asyncio.Event()
+        self._progress = asyncio.Condition()
         self.skipped = 0
         self.applied = 0  # records applied since this object was made
         self._names: dict[str, set[str]] = defaultdict(set)  # name token -> offender ids
@@ -98,6 +117,34 @@ class Views:
         prefix = _INDEX + blind_index.encode() + b"\0"
         ids = [key[len(prefix):].decode() for key, _ in self.store.scan(prefix)]
         return [r for i in ids if (r := self.registration(i)) is not None]
+
+    def verification(self, registration_id: str, channel: str, index: int) -> Verification | None:
+        raw = self.store.get(_VERIFICATION + contact_key(registration_id, channel, index).encode())
+        return Verification.model_validate_json(raw) if raw is not None else None
+
+    def attempts(self, key: str) -> Attempts | None:
+        raw = self.store.get(_ATTEMPTS + key.encode())
+        return Attempts.model_validate_json(raw) if raw is not None else None
+
+    def consent(self, registration_id: str, channel: str, index: int) -> ConsentChange | None:
+        """The slot's latest opt-out or opt-in, or None when it never had one."""
+        raw = self.store.get(_CONSENT + contact_key(registration_id, channel, index).encode())
+        return ConsentChange.model_validate_json(raw) if raw is not None else None
+
+    def opted_out(self, registration_id: str, channel: str, index: int) -> bool:
+        c = self.consent(registration_id, channel, index)
+        return c is not None and c.opted_out
+
+    async def caught_up(self, topic: str, partition: int, offset: int, timeout: float = 15.0) -> None:
+        """Return once this view has applied ``offset`` of ``topic``'s ``partition``
+        (a record this process just wrote); TimeoutError after ``timeout`` seconds."""
+        name = _offset_name(topic, partition)
+
+        async def applied() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: (self.store.offset(name) or 0) > offset)
+
+        await asyncio.wait_for(applied(), timeout)
 
     # ---- applying records ------------------------------------------------------
 
@@ -146,6 +193,23 @@ class Views:
         for i in _blind_indexes(reg):
             puts[_INDEX + i.encode() + b"\0" + key] = b""
 
+    def _apply_keyed(self, prefix: bytes, model, puts: dict, key: bytes, value: bytes | None) -> None:
+        if value is not None:
+            model.model_validate_json(value)
+        puts[prefix + key] = value
+
+    def _apply_verification(self, puts: dict, key: bytes, value: bytes | None) -> None:
+        self._apply_keyed(_VERIFICATION, Verification, puts, key, value)
+
+    def _apply_attempts(self, puts: dict, key: bytes, value: bytes | None) -> None:
+        self._apply_keyed(_ATTEMPTS, Attempts, puts, key, value)
+
+    def _apply_consent(self, puts: dict, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            return
+        c = ConsentChange.model_validate_json(value)
+        puts[_CONSENT + contact_key(c.registration_id, c.channel.value, c.contact_index).encode()] = value
+
     def apply(self, records: list) -> None:
         """Apply one partition's records and its next offset in one write."""
         puts: dict[bytes, bytes | None] = {}
@@ -153,10 +217,7 @@ class Views:
             try:
                 if r.key is None:
                     raise ValueError("record without a key")
-                if r.topic == self.status_topic:
-                    self._apply_status(puts, r.key, r.value)
-                else:
-                    self._apply_registration(puts, r.key, r.value)
+                self._appliers[r.topic](puts, r.key, r.value)
             except Exception as e:  # noqa: BLE001 - one bad record must not stop a view
                 self.skipped += 1
                 log.warning("view skipped topic=%s partition=%s offset=%s: %s",
@@ -184,7 +245,7 @@ class Views:
         await reader.start()
         try:
             tps = []
-            for topic in (self.status_topic, self.registrations_topic):
+            for topic in self._appliers:
                 parts = reader.partitions_for_topic(topic)
                 if not parts:
                     # Topics created a moment ago: the consumer has no public call that refreshes its metadata.
@@ -207,9 +268,12 @@ class Views:
                 except RecordTooLargeError as e:
                     log.warning("view skipped a record larger than the fetch size: %s", e.args[1:3])
                     continue
-                for tp, records in got.items():
-                    if records:
-                        self.apply(records)
+                if any(got.values()):
+                    async with self._progress:
+                        for tp, records in got.items():
+                            if records:
+                                self.apply(records)
+                        self._progress.notify_all()
                 if behind:
                     for tp in list(behind):
                         if await reader.position(tp) >= behind[tp]:
