@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     web_secret: SecretStr = SecretStr("savin-dev-web-secret")
     #: The time zone the portal shows times in.
     portal_timezone: str = "America/Chicago"
+    #: Verification codes and links one client address may ask for in an hour (per web process);
+    #: a phone or email address is limited to 3 an hour whatever the client.
+    client_code_sends: int = Field(10, ge=1, le=10_000)
 
     # Sealing
     data_key: Annotated[SecretStr | None, Field(None)] = None

@@ -24,7 +24,6 @@ __all__ = [
     "CODE_SENDS",
     "CODE_TRIES",
     "CODE_TTL",
-    "CLIENT_CODE_SENDS",
     "LINK_TTL",
     "PIN_LOCKOUT",
     "PIN_TRIES",
@@ -67,8 +66,6 @@ class Limit:
 
 #: Codes sent to one phone number, whatever registration asks.
 CODE_SENDS = Limit(3, timedelta(hours=1))
-#: Codes (and links) one client address may ask for.
-CLIENT_CODE_SENDS = Limit(10, timedelta(hours=1))
 #: Wrong PINs before a registration is locked for PIN_LOCKOUT.
 PIN_WINDOW = Limit(PIN_TRIES, PIN_LOCKOUT)
 

@@ -79,6 +79,7 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
     notifiers = {n.channel: n for n in build_notifiers(settings, sealer)}
     commands = Commands(settings.kafka_bootstrap, topics, views, notifiers)  # type: ignore[arg-type]
     portal = Portal(settings, topics, pages, sealer, commands)
+    app.state.portal = portal
     app.include_router(pages.router)
     for part in (register, manage, webhooks):
         app.include_router(part.routes(portal))
