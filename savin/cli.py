@@ -329,7 +329,7 @@ def registrations_show(
     """One registration: contacts masked, status, language, notices wanted, and every change (who, when)."""
     import json as _json
 
-    from savin.ops.registrations import describe, registration_history
+    from savin.ops.registrations import consent_history, describe, registration_history
     from savin.sealing import Sealer
     from savin.topics import Topics
 
@@ -338,10 +338,12 @@ def registrations_show(
         sealer = Sealer(s.data_keys)
     except SettingsError as e:
         raise fail(str(e), 2) from None
-    history = kafka(s, lambda: registration_history(s.kafka_bootstrap, Topics(s).registrations, registration_id))
+    topics = Topics(s)
+    history = kafka(s, lambda: registration_history(s.kafka_bootstrap, topics.registrations, registration_id))
     if not history:
         raise fail(f"no registration {registration_id}")
-    view = describe(history, sealer).as_dict()
+    consent = kafka(s, lambda: consent_history(s.kafka_bootstrap, topics.consent, registration_id))
+    view = describe(history, sealer, consent).as_dict()
     if as_json:
         print(_json.dumps(view, ensure_ascii=False))
         return
@@ -349,12 +351,14 @@ def registrations_show(
     out.print(Text.assemble(f"registration {view['registration_id']}: ", (view["status"], "bold"),
                             f" (offender {view['offender_id']}, {view['name']}, language {view['language']}, "
                             f"{view['timezone']}, PIN {'set' if view['pin'] else 'not set'})"), soft_wrap=True)
-    out.print(f"notices wanted: {wanted}", soft_wrap=True)
+    quiet = view["quiet_hours"]
+    out.print(f"notices wanted: {wanted}; quiet hours {quiet['start']} to {quiet['end']}"
+              f"{' (default)' if quiet.get('default') else ''}", soft_wrap=True)
     show_table(f"{len(view['contacts'])} contacts", [("channel", False), ("address", True), ("verified", False)],
                [[c["channel"], c["address"], (f"yes ({c['verified_by']})" if c["verified_by"] else "yes")
                  if c["verified"] else "no"] for c in view["contacts"]])
-    show_table(f"{len(view['history'])} records", [("at", True), ("by", False), ("status", False)],
-               [[h["updated_at"], h["changed_by"], h["status"]] for h in view["history"]])
+    show_table(f"{len(view['history'])} records", [("at", True), ("by", False), ("change", True)],
+               [[h["updated_at"], h["changed_by"], h["change"]] for h in view["history"]])
 
 
 # ---- worker -------------------------------------------------------------------------

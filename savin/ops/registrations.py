@@ -4,15 +4,18 @@ made each change and when. Names and addresses are never shown in full."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from savin.ops.reading import read_topic
 from savin.schemas import Channel, StoredRegistration
+from savin.schemas.consent import ConsentChange
 from savin.sealing import Sealer, SealError
 
-__all__ = ["RegistrationView", "registration_history", "describe", "mask_phone", "mask_email", "mask_name"]
+__all__ = ["RegistrationView", "registration_history", "consent_history", "describe", "what_changed", "mask_phone",
+           "mask_email", "mask_name"]
 
 MASK = "•"
 
@@ -51,12 +54,78 @@ async def registration_history(bootstrap: str, topic: str, registration_id: str)
     return [f[3] for f in found]
 
 
+async def consent_history(bootstrap: str, topic: str, registration_id: str) -> list[ConsentChange]:
+    """Every opt-out and opt-in of ``registration_id`` still on the consent ``topic``, oldest first."""
+    key = registration_id.encode()
+    found = []
+    async for r in read_topic(bootstrap, topic):
+        if r.key != key or r.value is None:
+            continue
+        try:
+            found.append(ConsentChange.model_validate_json(r.value))
+        except ValidationError:
+            continue
+    found.sort(key=lambda c: c.at)
+    return found
+
+
+def _by_channel(reg: StoredRegistration) -> dict[str, list]:
+    slots: dict[str, list] = {}
+    for c in reg.contacts:
+        slots.setdefault(c.channel.value, []).append(c)
+    return slots
+
+
+def what_changed(before: StoredRegistration | None, after: StoredRegistration,
+                 opened: Callable[[str | None], str | None] = lambda sealed: sealed) -> str:
+    """A few words on what one record changed from the one before it (ids and settings, never an address).
+
+    ``opened`` opens a sealed name, so a name sealed again unchanged is not a change; a PIN
+    hashed again is reported, since nothing tells whether it is the same PIN."""
+    if before is None:
+        return "registered"
+    parts = []
+    if before.status != after.status:
+        parts.append(after.status.value)
+    if before.language != after.language:
+        parts.append(f"language {before.language} to {after.language}")
+    if before.event_types != after.event_types:
+        parts.append("notices wanted")
+    if before.quiet_hours != after.quiet_hours:
+        parts.append("quiet hours")
+    if before.timezone != after.timezone:
+        parts.append("time zone")
+    if before.pin_hash != after.pin_hash:
+        parts.append("PIN")
+    if opened(before.name_sealed) != opened(after.name_sealed):
+        parts.append("name")
+    old, new = _by_channel(before), _by_channel(after)
+    for channel in sorted(set(old) | set(new)):
+        was, now = old.get(channel, []), new.get(channel, [])
+        for i in range(max(len(was), len(now))):
+            a, b = (was[i] if i < len(was) else None), (now[i] if i < len(now) else None)
+            label = channel if max(len(was), len(now)) == 1 else f"{channel} {i + 1}"
+            if a is None:
+                parts.append(f"{label} added")
+            elif b is None:
+                parts.append(f"{label} removed")
+            elif (a.blind_index != b.blind_index if a.blind_index and b.blind_index
+                  else a.address_sealed != b.address_sealed):  # sealing twice gives two different texts
+                parts.append(f"{label} changed")
+            elif b.verified and not a.verified:
+                parts.append(f"{label} verified")
+    return ", ".join(parts) or "saved again"
+
+
 @dataclass(frozen=True)
 class RegistrationView:
     current: StoredRegistration
     history: list[StoredRegistration]
     name: str
     contacts: list[dict]
+    consent: tuple[ConsentChange, ...] = ()
+    #: Opens a sealed name (for telling changes apart), None when it does not open.
+    opened: Callable[[str | None], str | None] = lambda sealed: sealed
 
     def as_dict(self) -> dict:
         c = self.current
@@ -64,10 +133,23 @@ class RegistrationView:
             "registration_id": c.registration_id, "offender_id": c.offender_id, "name": self.name,
             "status": c.status.value, "language": c.language, "timezone": c.timezone,
             "event_types": list(c.event_types) if c.event_types is not None else None,
+            "quiet_hours": ({"start": c.quiet_hours.start, "end": c.quiet_hours.end} if c.quiet_hours
+                            else {"start": "21:00", "end": "08:00", "default": True}),
             "pin": c.pin_hash is not None, "contacts": self.contacts,
-            "history": [{"updated_at": h.updated_at.isoformat(), "changed_by": h.changed_by.value,
-                         "status": h.status.value} for h in self.history],
+            "history": self.changes(),
         }
+
+    def changes(self) -> list[dict]:
+        """The registration's records and its consent changes, oldest first."""
+        rows = [{"kind": "registration", "updated_at": h.updated_at.isoformat(), "changed_by": h.changed_by.value,
+                 "status": h.status.value, "change": what_changed(self.history[i - 1] if i else None, h, self.opened)}
+                for i, h in enumerate(self.history)]
+        rows += [{"kind": "consent", "updated_at": c.at.isoformat(), "changed_by": c.actor.value,
+                  "channel": c.channel.value, "opted_out": c.opted_out,
+                  "change": f"{c.channel.value} {'stopped' if c.opted_out else 'started again'} ({c.reason})"}
+                 for c in self.consent]
+        rows.sort(key=lambda r: r["updated_at"])
+        return rows
 
 
 def _opened(sealer: Sealer, sealed: str, purpose: str) -> str | None:
@@ -77,7 +159,8 @@ def _opened(sealer: Sealer, sealed: str, purpose: str) -> str | None:
         return None
 
 
-def describe(history: list[StoredRegistration], sealer: Sealer) -> RegistrationView:
+def describe(history: list[StoredRegistration], sealer: Sealer,
+             consent: list[ConsentChange] | tuple[ConsentChange, ...] = ()) -> RegistrationView:
     """The latest record of a registration with its name and contacts masked."""
     current = history[-1]
     name = _opened(sealer, current.name_sealed, "name") if current.name_sealed else None
@@ -96,4 +179,5 @@ def describe(history: list[StoredRegistration], sealer: Sealer) -> RegistrationV
         shown_name = f"(sealed with key {sealer.key_id(current.name_sealed)})"
     else:
         shown_name = mask_name(name)
-    return RegistrationView(current, history, shown_name, contacts)
+    return RegistrationView(current, history, shown_name, contacts, tuple(consent),
+                            lambda sealed: _opened(sealer, sealed, "name") if sealed else None)
