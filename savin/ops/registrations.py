@@ -39,34 +39,32 @@ def mask_name(name: str) -> str:
     return f"{name[:1]}{MASK * 3}"
 
 
-async def registration_history(bootstrap: str, topic: str, registration_id: str) -> list[StoredRegistration]:
-    """Every record of ``registration_id`` still on ``topic``, oldest first."""
+async def _records_of(bootstrap: str, topic: str, registration_id: str, model) -> list:
+    """(timestamp, partition, offset, record) of every ``model`` record keyed ``registration_id`` on ``topic``."""
     key = registration_id.encode()
     found = []
     async for r in read_topic(bootstrap, topic):
         if r.key != key or r.value is None:
             continue
         try:
-            found.append((r.timestamp, r.partition, r.offset, StoredRegistration.model_validate_json(r.value)))
+            found.append((r.timestamp, r.partition, r.offset, model.model_validate_json(r.value)))
         except ValidationError:
             continue  # another kind of record under the same key
+    return found
+
+
+async def registration_history(bootstrap: str, topic: str, registration_id: str) -> list[StoredRegistration]:
+    """Every record of ``registration_id`` still on ``topic``, oldest first."""
+    found = await _records_of(bootstrap, topic, registration_id, StoredRegistration)
     found.sort(key=lambda f: (f[3].updated_at, f[0], f[1], f[2]))
     return [f[3] for f in found]
 
 
 async def consent_history(bootstrap: str, topic: str, registration_id: str) -> list[ConsentChange]:
     """Every opt-out and opt-in of ``registration_id`` still on the consent ``topic``, oldest first."""
-    key = registration_id.encode()
-    found = []
-    async for r in read_topic(bootstrap, topic):
-        if r.key != key or r.value is None:
-            continue
-        try:
-            found.append(ConsentChange.model_validate_json(r.value))
-        except ValidationError:
-            continue
-    found.sort(key=lambda c: c.at)
-    return found
+    found = await _records_of(bootstrap, topic, registration_id, ConsentChange)
+    found.sort(key=lambda f: (f[3].at, f[1], f[2]))
+    return [f[3] for f in found]
 
 
 def _by_channel(reg: StoredRegistration) -> dict[str, list]:
