@@ -1,0 +1,67 @@
+"""The escalation ladder of an urgent notice, and the short code that
+acknowledges one, as pure rules.
+
+An urgent notice goes by SMS and email at once. Unless someone acknowledges
+it, a voice call follows after ``first_call_after``; a call nobody answered
+(or an answering machine took) is repeated every ``unanswered_every``, a call
+answered without the keypad confirmation every ``answered_every``, until
+``give_up_after`` from the first send. An acknowledgement on any channel
+ends the ladder. The defaults follow VINE's practice, with a first call
+five minutes after the text and email instead of at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["ACK_ALPHABET", "CallResult", "Ladder", "ack_code", "next_call"]
+
+
+class CallResult(str, enum.Enum):
+    UNANSWERED = "unanswered"  # no answer, busy, failed
+    MACHINE = "machine"  # an answering machine: a neutral message was left
+    ANSWERED = "answered"  # a person answered but did not press 1
+    CONFIRMED = "confirmed"  # a person pressed 1: acknowledged
+
+
+@dataclass(frozen=True)
+class Ladder:
+    first_call_after: timedelta = timedelta(minutes=5)
+    unanswered_every: timedelta = timedelta(minutes=30)
+    answered_every: timedelta = timedelta(hours=2)
+    give_up_after: timedelta = timedelta(hours=24)
+
+
+def next_call(ladder: Ladder, started_at: datetime, last_call_at: datetime | None,
+              last_result: CallResult | None) -> datetime | None:
+    """When the next call of an unacknowledged notice is due, or None when the ladder is done."""
+    if last_result is CallResult.CONFIRMED:
+        return None
+    if last_call_at is None:
+        due = started_at + ladder.first_call_after
+    elif last_result is CallResult.ANSWERED:
+        due = last_call_at + ladder.answered_every
+    else:
+        due = last_call_at + ladder.unanswered_every
+    return due if due < started_at + ladder.give_up_after else None
+
+
+#: Letters and digits that cannot be mistaken for one another on a phone screen or keypad.
+ACK_ALPHABET = "ACDEFHJKMNPRTUVWXY3479"
+
+
+def ack_code(event_id: str, registration_id: str, length: int = 4) -> str:
+    """The short code printed in a notice, which a reply quotes to acknowledge it.
+
+    The same for every channel of one event and registration, so any of them
+    acknowledges all; it needs no secret, because only a reply from the
+    registration's own number is read."""
+    n = int.from_bytes(hashlib.sha256(f"{event_id}\0{registration_id}".encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(length):
+        n, r = divmod(n, len(ACK_ALPHABET))
+        chars.append(ACK_ALPHABET[r])
+    return "".join(chars)
