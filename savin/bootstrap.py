@@ -11,14 +11,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
+from savin.domain.links import derive_key
 from savin.notifiers.base import ConfigurationFault, DeliveryError, Notifier
 from savin.notifiers.dispatcher import Dispatcher
-from savin.rendering import Renderer
+from savin.rendering import LinkMaker, Renderer
 from savin.sealing import Sealer
 from savin.settings import PREFIX, Settings
 
 __all__ = [
-    "StartupError", "build_sealer", "build_notifiers", "build_dispatcher", "build_app", "quiet_third_party_logs",
+    "StartupError", "build_sealer", "build_notifiers", "build_links", "build_dispatcher", "build_app",
+    "quiet_third_party_logs",
     "development_defaults", "check_settings", "check_providers", "setting_names",
 ]
 
@@ -78,8 +80,15 @@ def build_notifiers(settings: Settings, sealer: Sealer | None = None) -> list[No
     return [build(settings, sealer) for build, _ in PROVIDERS.values()]
 
 
+def build_links(settings: Settings) -> LinkMaker:
+    """The links notice emails carry, to ``savin web`` (SAVIN_PUBLIC_URL, else the portal's
+    own address), signed with the key the web process reads them with."""
+    base = settings.public_url or f"http://{settings.portal_host}:{settings.portal_port}"
+    return LinkMaker(base, derive_key(settings.web_secret.get_secret_value(), "links"))
+
+
 def build_dispatcher(settings: Settings, sealer: Sealer | None = None) -> Dispatcher:
-    return Dispatcher(Renderer(), build_notifiers(settings, sealer))
+    return Dispatcher(Renderer(), build_notifiers(settings, sealer), links=build_links(settings))
 
 
 def quiet_third_party_logs() -> None:

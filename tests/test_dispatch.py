@@ -119,6 +119,30 @@ def test_notifiers_are_found_by_the_channel_they_declare(sealer):
         Dispatcher(FakeRenderer(), [sms, RecordingNotifier(sealer, "sms")])
 
 
+async def test_each_email_gets_the_links_of_its_own_contact_and_sms_none(sealer):
+    from savin.domain.consent import read_unsubscribe_token
+    from savin.rendering import LinkMaker
+
+    class LinkRecordingRenderer:
+        def __init__(self):
+            self.links = []
+
+        def render(self, event, channel, language, timezone, links=None):
+            self.links.append((channel, links))
+            return f"{event['event_type']}/{channel}/{language}"
+
+    renderer = LinkRecordingRenderer()
+    d = Dispatcher(renderer, [RecordingNotifier(sealer, "sms"), RecordingNotifier(sealer, "email")],
+                   links=LinkMaker("https://notify.example.gov", b"k" * 32, clock=lambda: NOW))
+    jobs = jobs_for(sealer, "RELEASED")
+    await d.send_batch(jobs)
+    assert {links for channel, links in renderer.links if channel == "sms"} == {None}
+    emails = [j for j in jobs if j.channel.value == "email"]
+    tokens = {links.unsubscribe.rsplit("/", 1)[1] for channel, links in renderer.links if channel == "email"}
+    assert {read_unsubscribe_token(b"k" * 32, t, NOW) for t in tokens} == {
+        (j.registration_id, "email", j.contact_index) for j in emails}
+
+
 def test_the_worker_builds_one_notifier_per_configured_provider():
     from savin.bootstrap import build_dispatcher
     from savin.settings import Settings
@@ -126,6 +150,16 @@ def test_the_worker_builds_one_notifier_per_configured_provider():
     settings = Settings(_env_file=None, data_key=new_key())
     d = build_dispatcher(settings)
     assert sorted((n.channel, n.provider) for n in d.notifiers) == [("email", "smtp"), ("sms", "twilio")]
+    # Its emails link to the portal, signed with the key the portal checks them with (Portal.link_key).
+    from savin.domain.consent import read_unsubscribe_token
+    from savin.domain.links import derive_key
+
+    links = d._links.for_contact("R-1", "email", 0)
+    base = f"http://{settings.portal_host}:{settings.portal_port}"
+    assert links.manage == f"{base}/manage" and links.unsubscribe.startswith(f"{base}/unsubscribe/")
+    key = derive_key(settings.web_secret.get_secret_value(), "links")
+    assert read_unsubscribe_token(key, links.unsubscribe.rsplit("/", 1)[1], dt.datetime.now(dt.timezone.utc)) == (
+        "R-1", "email", 0)
 
 
 def samples(name: str, **labels) -> float:

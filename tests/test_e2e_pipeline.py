@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import event
 
-from savin.rendering import Renderer
+from savin.rendering import EmailLinks, Renderer
 from savin.schemas import parse_event
 
 pytestmark = pytest.mark.e2e
@@ -77,7 +77,8 @@ async def test_events_reach_every_registered_victim_once_in_their_language(stack
 
     def expected(ev, channel, language):
         body = parse_event(json.dumps(ev)).model_dump(mode="json")
-        return renderer.render(body, channel, language, "America/Chicago")
+        links = EmailLinks("unsubscribe", "manage") if channel == "email" else None
+        return renderer.render(body, channel, language, "America/Chicago", links=links)
 
     sms = {}
     for m in stack.twilio.messages:

@@ -23,7 +23,7 @@ from savin.dev.testing.smtp_server import SmtpCatcher
 from savin.domain.vocabulary import EVENT_TYPES
 from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure, TemporaryFailure
 from savin.notifiers.smtp_email import SmtpEmail
-from savin.rendering import Renderer
+from savin.rendering import EmailLinks, Renderer
 from savin.schemas import parse_event
 from savin.sealing import Sealer
 
@@ -37,10 +37,13 @@ class Mail:
     subject: str
     text: str
     html: str
+    unsubscribe: str | None = None
 
 
 MAIL = Mail("Release notice: John Q. Doe (MO-1)", "John Q. Doe was released on 2024-05-01.",
             "<p>John Q. Doe was <b>released</b> on 2024-05-01.</p>")
+LINKS = EmailLinks(unsubscribe="https://notify.example.gov/unsubscribe/" + "T0KEN" * 30 + ".s1g",
+                   manage="https://notify.example.gov/manage")
 
 
 @pytest.fixture
@@ -85,6 +88,7 @@ async def test_the_email_has_both_parts_and_ids_in_headers(notifier, catcher, se
     assert mail["Message-ID"] == f"<{message.notice_id}@doc.mo.example>"
     assert mail["X-Savin-Notice-Id"] == message.notice_id
     assert mail["Auto-Submitted"] == "auto-generated"
+    assert mail["List-Unsubscribe"] is None  # a message without a link (a confirmation) offers none
     assert mail.get_content_type() == "multipart/alternative"
     assert mail.get_body(("plain",)).get_content().strip() == MAIL.text
     assert mail.get_body(("html",)).get_content().strip() == MAIL.html
@@ -92,6 +96,17 @@ async def test_the_email_has_both_parts_and_ids_in_headers(notifier, catcher, se
     assert message.notice_id in caplog.text  # logged by id ...
     for secret in (ADDRESS, MAIL.subject, MAIL.text, "John Q. Doe"):  # ... and nothing else
         assert secret not in caplog.text
+
+
+async def test_a_notice_offers_one_click_unsubscribe(notifier, catcher, sealer):
+    """RFC 8058: the link in List-Unsubscribe, one line however long (RFC 2369: no whitespace
+    inside the brackets; an RFC 2047 encoded URL is unreadable to mail clients), and List-Unsubscribe-Post."""
+    await notifier.send(outbound(sealer, content=Mail(MAIL.subject, MAIL.text, MAIL.html, LINKS.unsubscribe)))
+    assert catcher.wait_for(1, timeout=5)
+    (caught,) = catcher.messages
+    assert caught.message["List-Unsubscribe"] == f"<{LINKS.unsubscribe}>"
+    assert caught.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert f"\r\nList-Unsubscribe: <{LINKS.unsubscribe}>\r\n".encode() in caught.raw
 
 
 async def test_4xx_is_temporary_5xx_permanent_and_the_session_survives(notifier, catcher, sealer, caplog):
@@ -279,7 +294,7 @@ async def test_spanish_subjects_and_sender_arrive_as_written_for_every_event_typ
                 doc = json.loads((EXAMPLES / "events" / f"{event_type}.json").read_text())
                 doc["offender_name"] = name
                 body = parse_event(json.dumps(doc)).model_dump(mode="json")
-                content = renderer.render(body, "email", "es", "America/Chicago")
+                content = renderer.render(body, "email", "es", "America/Chicago", links=LINKS)
                 assert name in content.subject
                 message = outbound(sealer, content=content)
                 await notifier.send(message)
@@ -291,7 +306,8 @@ async def test_spanish_subjects_and_sender_arrive_as_written_for_every_event_typ
         assert parsed["Subject"] == sent[parsed["X-Savin-Notice-Id"]]
         (sender,) = parsed["From"].addresses
         assert (sender.display_name, sender.addr_spec) == (SPANISH_FROM, "avisos@doc.mo.example")
-        lines = header_lines(caught.raw)
+        # RFC 2369 forbids whitespace inside List-Unsubscribe's <URL>, so that one line may be longer.
+        lines = [line for line in header_lines(caught.raw) if not line.startswith(b"List-Unsubscribe: <")]
         assert all(len(line) <= 78 and line.isascii() for line in lines)
         start = next(i for i, line in enumerate(lines) if line.startswith(b"Subject:"))
         folded += lines[start + 1].startswith(b" ")

@@ -11,6 +11,7 @@ from support import EVENTS
 from savin.rendering import (
     CHANNEL_TEMPLATES,
     ChannelTemplate,
+    EmailLinks,
     EmailTemplate,
     RenderedEmail,
     RenderedSMS,
@@ -31,6 +32,7 @@ RETRACTABLE = RetractableType.__args__
 SENDER = {"en": "MO Victim Notification:", "es": "Notificación a víctimas MO:"}
 STOP = {"en": "Reply STOP to opt out", "es": "Responda STOP para cancelar"}
 OFFICE = {"en": "Office of Victim Services", "es": "Oficina de Servicios a Víctimas"}
+LINKS = EmailLinks(unsubscribe="https://notify.example.gov/unsubscribe/T0KEN.s1g", manage="https://notify.example.gov/manage")
 
 
 def event(event_type: str, *, payload: dict | None = None, **envelope) -> dict:
@@ -53,7 +55,7 @@ def sms(renderer, ev, language="en", timezone="America/Chicago") -> RenderedSMS:
 
 
 def email(renderer, ev, language="en", timezone="America/Chicago") -> RenderedEmail:
-    out = renderer.render(ev, "email", language, timezone)
+    out = renderer.render(ev, "email", language, timezone, links=LINKS)
     assert isinstance(out, RenderedEmail)
     return out
 
@@ -87,11 +89,50 @@ def test_every_example_renders_as_email(renderer, event_type, language):
     assert "\n" not in out.subject
     assert "John Q. Doe" in out.text and OFFICE[language] in out.text
     assert "Missouri Department of Corrections, Office of Victim Services" in out.text
-    assert "STOP" in out.text and "{" not in out.text and "<" not in out.text
+    assert "{" not in out.text and "<" not in out.text
     assert out.html.startswith("<!DOCTYPE html>")
     assert f'<html lang="{language}">' in out.html
     assert f"<title>{out.subject}</title>" in out.html
     assert "<p>" in out.html and "John Q. Doe" in out.html and "Missouri Department of Corrections" in out.html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_emails_footer_links_to_stop_email_and_to_manage(renderer, language):
+    out = email(renderer, event("RELEASED"), language)
+    assert out.unsubscribe == LINKS.unsubscribe
+    footer = out.text.split("\n---\n", 1)[1]
+    assert LINKS.unsubscribe in footer and LINKS.manage in footer
+    assert f'<a href="{LINKS.unsubscribe}"' in out.html and f'<a href="{LINKS.manage}"' in out.html
+    # It promises only what works: nothing reads replies to an email.
+    assert "STOP" not in out.text and "STOP" not in out.html
+    assert "reply" not in out.text.lower() and "responda" not in out.text.lower()
+    wording = {"en": ("To stop getting these notices by email, open this link:", "Stop getting these notices by email"),
+               "es": ("Para dejar de recibir estos avisos por correo electrónico, abra este enlace:",
+                      "Dejar de recibir estos avisos por correo electrónico")}[language]
+    assert wording[0] in footer and f">{wording[1]}</a>" in out.html
+
+
+def test_an_email_without_its_links_is_not_rendered(renderer):
+    with pytest.raises(TemplateError, match="links"):
+        renderer.render(event("RELEASED"), "email", "en", "America/Chicago")
+
+
+def test_link_maker_signs_an_unsubscribe_link_for_email_slots_only():
+    import datetime as dt
+
+    from savin.domain.consent import Slot, read_unsubscribe_token
+    from savin.rendering import LinkMaker
+
+    now = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+    maker = LinkMaker("https://notify.example.gov/", b"k" * 32, clock=lambda: now)
+    links = maker.for_contact("R-1", "email", 1)
+    assert links.manage == "https://notify.example.gov/manage"
+    base, token = links.unsubscribe.rsplit("/", 1)
+    assert base == "https://notify.example.gov/unsubscribe" and "R-1" not in links.unsubscribe
+    assert read_unsubscribe_token(b"k" * 32, token, now + dt.timedelta(days=59)) == Slot("R-1", "email", 1)
+    assert read_unsubscribe_token(b"k" * 32, token, now + dt.timedelta(days=61)) is None
+    assert read_unsubscribe_token(b"x" * 32, token, now) is None
+    assert maker.for_contact("R-1", "sms", 0) is None
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -113,7 +154,7 @@ def test_urgent_subjects_say_so(renderer):
 def test_unknown_language_falls_back_to_the_default(renderer):
     ev = event("HEARING_SCHEDULED")
     assert renderer.render(ev, "sms", "fr", "America/Chicago") == renderer.render(ev, "sms", "en", "America/Chicago")
-    assert renderer.render(ev, "email", "fr", "America/Chicago") == renderer.render(ev, "email", "en", "America/Chicago")
+    assert email(renderer, ev, "fr") == email(renderer, ev, "en")
 
 
 def test_default_language_is_configurable():

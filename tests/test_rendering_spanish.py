@@ -9,8 +9,10 @@ import unicodedata
 import pytest
 from support import EVENTS
 
-from savin.rendering import Renderer
+from savin.rendering import EmailLinks, Renderer
 from savin.schemas.events import EVENT_TYPES, parse_event
+
+LINKS = EmailLinks(unsubscribe="https://notify.example.gov/unsubscribe/T0KEN.s1g", manage="https://notify.example.gov/manage")
 
 NAMES = (
     "José Ángel Núñez Peña",
@@ -90,14 +92,14 @@ def test_spanish_sms_keep_names_and_accents(renderer, event_type, name):
 @pytest.mark.parametrize("name", NAMES, ids=["short", "initial Í", "long", "long, no GSM-7 vowels"])
 @pytest.mark.parametrize("event_type", list(EVENT_TYPES))
 def test_spanish_emails_keep_names_and_accents(renderer, event_type, name):
-    out = renderer.render(event(event_type, name), "email", "es", "America/Chicago")
+    out = renderer.render(event(event_type, name), "email", "es", "America/Chicago", links=LINKS)
     for part in (out.subject, out.text, out.html):
         assert name in part
         assert UNACCENTED.search(part) is None
     for phrase in ACCENTED[event_type][1]:
         assert phrase in out.subject + out.text and phrase in out.html
     assert "Oficina de Servicios a Víctimas" in out.text
-    assert "Para dejar de recibir estos avisos, responda a este correo con la palabra STOP" in out.text
+    assert "Para dejar de recibir estos avisos por correo electrónico, abra este enlace" in out.text
 
 
 @pytest.mark.parametrize("event_type", list(EVENT_TYPES))
@@ -105,7 +107,7 @@ def test_english_keeps_accented_names_too(renderer, event_type):
     name = "José Ángel Núñez Peña"
     out = renderer.render(event(event_type, name), "sms", "en", "America/Chicago")
     assert out.segments.encoding == "UCS-2" and name in out.text
-    assert name in renderer.render(event(event_type, name), "email", "en", "America/Chicago").text
+    assert name in renderer.render(event(event_type, name), "email", "en", "America/Chicago", links=LINKS).text
 
 
 def test_a_name_written_with_combining_accents_is_the_same_name(renderer):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure
+from savin.rendering.links import LinkMaker
 from savin.schemas import DeliveryStatus, NoticeJob
 
 __all__ = ["Outcome", "Dispatcher"]
@@ -31,13 +32,16 @@ class Outcome:
 class Dispatcher:
     """Sends a batch concurrently, but each recipient's notices in order.
 
-    ``renderer`` has ``render(event, channel, language, timezone)``;
+    ``renderer`` has ``render(event, channel, language, timezone, links=None)``;
     ``notifiers`` are found by the channel each declares (:attr:`Notifier.channel`),
-    at most one per channel.
+    at most one per channel. ``links`` (a :class:`~savin.rendering.links.LinkMaker`)
+    gives each message the links its channel carries (an email's unsubscribe and
+    manage links); a channel without links renders as before.
     """
 
-    def __init__(self, renderer, notifiers: Iterable[Notifier]):
+    def __init__(self, renderer, notifiers: Iterable[Notifier], links: LinkMaker | None = None):
         self._renderer = renderer
+        self._links = links
         self._notifiers: dict[str, Notifier] = {}
         for n in notifiers:
             if n.channel in self._notifiers:
@@ -72,8 +76,13 @@ class Dispatcher:
         try:
             if notifier is None:
                 raise PermanentFailure(f"no notifier configured for channel {channel}", "no-channel")
+            links = (self._links.for_contact(job.registration_id, channel, job.contact_index)
+                     if self._links is not None else None)
             try:
-                content = self._renderer.render(job.event, channel, job.language, job.timezone)
+                if links is None:
+                    content = self._renderer.render(job.event, channel, job.language, job.timezone)
+                else:
+                    content = self._renderer.render(job.event, channel, job.language, job.timezone, links=links)
             except Exception as e:
                 # A template fault is ours to fix; the notice is failed, never silently dropped.
                 raise PermanentFailure(f"render failed: {e}", "render") from e

@@ -262,6 +262,13 @@ class SmtpEmail(Notifier):
         mail["Message-ID"] = f"<{message.notice_id}@{self._domain}>"
         mail["X-Savin-Notice-Id"] = message.notice_id
         mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
+        if unsubscribe := getattr(content, "unsubscribe", None):
+            # RFC 8058 one-click: the mail client POSTs "List-Unsubscribe=One-Click" to the URL.
+            # Written as one word, however long: RFC 2369 allows no whitespace inside the
+            # brackets, and the policy would turn a long URL into RFC 2047 encoded words,
+            # which no mail client reads as a URL.
+            mail["List-Unsubscribe"] = EncodedHeader("List-Unsubscribe", f"<{unsubscribe}>", [f"<{unsubscribe}>"])
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         mail.set_content(content.text)
         mail.add_alternative(content.html, subtype="html")
         return mail

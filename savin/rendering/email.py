@@ -5,6 +5,11 @@ An email template extends ``base.email.j2`` and fills ``subject`` and
 ``part`` variable. ``subject`` and ``text`` come from the environment without
 autoescaping and ``html`` from the one with it, so a name such as
 ``<script>`` is escaped in the HTML part and left as written in the others.
+
+Templates also see ``links`` (:class:`~savin.rendering.links.EmailLinks`):
+the footer's links to stop email notices and to manage the registration.
+An email cannot be rendered without them (``StrictUndefined``), so no notice
+email goes out without a way to stop it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import jinja2
 
 from savin.rendering.channel import ChannelTemplate, Environments
 from savin.rendering.filters import BLANK_LINES
+from savin.rendering.links import EmailLinks
 
 __all__ = ["RenderedEmail", "EmailTemplate"]
 
@@ -25,6 +31,8 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    #: The one-click unsubscribe URL for the ``List-Unsubscribe`` header (None: the email has none).
+    unsubscribe: str | None = None
 
 
 class EmailTemplate(ChannelTemplate):
@@ -41,12 +49,15 @@ class EmailTemplate(ChannelTemplate):
     def load(cls, envs: Environments, name: str, language: str, event_type: str) -> EmailTemplate:
         return cls(name, language, envs.text.get_template(name), envs.html.get_template(name))
 
-    def render(self, event: dict[str, Any], timezone: str) -> RenderedEmail:
+    def render(self, event: dict[str, Any], timezone: str, links: EmailLinks | None = None) -> RenderedEmail:
         context = self.context(event, timezone)
+        if links is not None:
+            context["links"] = links
         subject = self.call(self.text_template, {**context, "part": "subject"})
         text = self.call(self.text_template, {**context, "part": "text"})
         html = self.call(self.html_template, {**context, "part": "html"})
-        return RenderedEmail(" ".join(subject.split()), _tidy_paragraphs(text), html.strip() + "\n")
+        return RenderedEmail(" ".join(subject.split()), _tidy_paragraphs(text), html.strip() + "\n",
+                             unsubscribe=links.unsubscribe if links is not None else None)
 
 
 def _tidy_paragraphs(text: str) -> str:

@@ -10,8 +10,8 @@ that names it.
 
 Templates see ``event`` (the JSON-mode event), ``p`` (its payload),
 ``offender`` (the offender's name), ``office_phone`` (the Office of Victim
-Services line), what their channel adds (``compact`` for SMS, ``part`` for
-email) and the filters of :mod:`savin.rendering.filters`. Undefined names
+Services line), what their channel adds (``compact`` for SMS, ``part`` and
+``links`` for email) and the filters of :mod:`savin.rendering.filters`. Undefined names
 are errors (``StrictUndefined``).
 """
 
@@ -26,6 +26,7 @@ import jinja2
 from savin.rendering.channel import ChannelTemplate, Environments, TemplateError
 from savin.rendering.email import EmailTemplate, RenderedEmail
 from savin.rendering.filters import FILTERS
+from savin.rendering.links import EmailLinks
 from savin.rendering.sms import RenderedSMS, SMSTemplate
 
 __all__ = ["Renderer", "CHANNEL_TEMPLATES", "TEMPLATE_DIR", "OFFICE_PHONE"]
@@ -63,14 +64,18 @@ class Renderer:
         )
         self._templates: dict[tuple[str, str, str], ChannelTemplate] = {}
 
-    def render(self, event: dict[str, Any], channel: str, language: str, timezone: str) -> RenderedSMS | RenderedEmail:
+    def render(self, event: dict[str, Any], channel: str, language: str, timezone: str,
+               links: EmailLinks | None = None) -> RenderedSMS | RenderedEmail:
         """Render ``event`` (a JSON-mode event dict) for ``channel`` ("sms" or
         "email"), a language (the default language when it has no template)
-        and an IANA timezone.
+        and an IANA timezone. An email needs its ``links``; an SMS has none.
 
         Raises :class:`TemplateError` when there is no template or a template fails.
         """
-        return self.template(str(event.get("event_type")), channel, language).render(event, timezone)
+        template = self.template(str(event.get("event_type")), channel, language)
+        if links is None:
+            return template.render(event, timezone)
+        return template.render(event, timezone, links)
 
     def template(self, event_type: str, channel: str, language: str) -> ChannelTemplate:
         """The template class instance that renders ``event_type`` for ``channel``
