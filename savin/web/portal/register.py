@@ -246,9 +246,11 @@ def _set(portal: Portal, response: Response, name: str, value: str, max_age: tim
                         secure=portal.pages.secure_cookies)
 
 
-def remember_for_proving(portal: Portal, response: Response, reg: StoredRegistration) -> None:
-    """Let ``/verify/phone`` know, for a day, which registration this browser proves a phone for."""
-    data = {"rid": reg.registration_id, "offender_id": reg.offender_id,
+def remember_for_proving(portal: Portal, response: Response, reg: StoredRegistration,
+                         back: str = "/register/done") -> None:
+    """Let ``/verify/phone`` know, for a day, which registration this browser proves a phone for;
+    ``back`` is where its back link goes (a path on the portal)."""
+    data = {"rid": reg.registration_id, "offender_id": reg.offender_id, "back": back,
             "sms": any(c.channel is Channel.SMS for c in reg.contacts),
             "email": any(c.channel is Channel.EMAIL for c in reg.contacts)}
     _set(portal, response, PROVING_COOKIE, _proving_box(portal).seal(data, utcnow()), PROVING_AGE)
@@ -447,9 +449,14 @@ class Registering:
         proof = self.proof(request)
         return self.portal.views.registration(proof["rid"]) if proof is not None else None
 
+    def back_from_proving(self, request: Request) -> str:
+        back = (self.proof(request) or {}).get("back")
+        return back if isinstance(back, str) and back.startswith("/") and not back.startswith("//") else "/"
+
     def code_form(self, request: Request, status: int = 200, errors: tuple[FieldError, ...] = (),
                   sent: bool = False) -> HTMLResponse:
-        return self.render(request, "verify/phone.html.j2", status, errors, sent=sent)
+        return self.render(request, "verify/phone.html.j2", status, errors, sent=sent,
+                           back=self.back_from_proving(request))
 
     def unknown(self, request: Request) -> HTMLResponse:
         return self.render(request, "verify/unknown.html.j2", 400)
@@ -497,7 +504,8 @@ class Registering:
             return self.unknown(request)
         if not any(c.channel is Channel.SMS and c.verified for c in reg.contacts):
             return _redirect("/verify/phone")
-        return self.render(request, "verify/phone_done.html.j2")
+        return self.render(request, "verify/phone_done.html.j2", back=self.back_from_proving(request),
+                           offender_id=reg.offender_id)
 
     # ---- proving the email address ------------------------------------------------------------------
 
