@@ -28,3 +28,6 @@ LOG_LINES_SUPPRESSED = Counter("savin_log_lines_suppressed_total",
                                "Repeated log lines held back by the repeat filter", ["logger"])
 CONSENT = Counter("savin_consent_changes_total", "Opt-outs and opt-ins applied by the deliver stage",
                   ["channel", "change"])
+UNREACHABLE = Counter("savin_registrations_unreachable_total",
+                      "Opt-outs that left a registration with no usable channel (no verified contact that is not "
+                      "opted out), flagged for operators")

@@ -26,6 +26,7 @@ from openapi_core.testing import MockRequest, MockResponse
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
 
 from savin.dev.broker import free_port
 from savin.dev.testing.fake_twilio import ACCOUNT, MESSAGE, MESSAGES, FakeTwilio
@@ -496,6 +497,51 @@ async def test_callbacks_can_be_switched_off(fake):
         await post(fake, {"To": TO, "Body": "hi", "From": FROM, "StatusCallback": receiver.url})
         await asyncio.sleep(0.2)
     assert receiver.received == [] and fake.callback_responses == []
+
+
+# ---- incoming messages -------------------------------------------------------------------------
+
+
+async def test_an_incoming_message_is_posted_as_twilio_documents_it_and_signed(fake):
+    got: list[tuple[dict[str, str], bool]] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        params = dict(await request.post())
+        valid = RequestValidator(TOKEN).validate(str(request.url), params, request.headers.get("X-Twilio-Signature", ""))
+        got.append((params, valid))
+        if not valid:
+            return web.Response(status=403)
+        twiml = MessagingResponse()
+        twiml.message("Got it & thanks")
+        return web.Response(text=str(twiml), content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_post("/sms", webhook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/sms"
+    try:
+        reply = await fake.send_incoming(url, TO, "Stop ")
+        assert (reply.status, reply.content_type, reply.messages) == (200, "application/xml", ["Got it & thanks"])
+        params, valid = got[0]
+        assert valid and set(params) == {"MessageSid", "SmsSid", "SmsMessageSid", "AccountSid", "From", "To", "Body",
+                                         "NumMedia", "NumSegments"}
+        assert (params["From"], params["To"], params["Body"], params["AccountSid"]) == (TO, FROM, "Stop ", SID)
+        assert params["MessageSid"] == params["SmsSid"] == params["SmsMessageSid"]
+        assert (params["NumMedia"], params["NumSegments"]) == ("0", "1")
+        assert (await fake.send_incoming(url, TO, "hi", signature="forged")).status == 403
+        assert (await fake.send_incoming(url, TO, "hi", signed=False)).status == 403
+        assert (await fake.send_incoming(url, TO, "hi", extra={"FromCountry": "US", "MediaUrl0": "https://x.test/1"}
+                                         )).status == 200
+        # A form Twilio would never send is refused before it leaves.
+        for bad in ({"From": "5551234"}, {"Bogus": "1"}, {"NumMedia": "many"}, {"SmsSid": "SM" + "0" * 32}):
+            with pytest.raises(ValueError, match="not an incoming-message request"):
+                await fake.send_incoming(url, TO, "hi", extra=bad)
+        assert len(got) == 4
+    finally:
+        await runner.cleanup()
 
 
 # ---- lifecycle and privacy -------------------------------------------------------------------

@@ -3,8 +3,9 @@ and Twilio's status callbacks.
 
 Everything Twilio-specific lives here: its error codes as savin's temporary,
 permanent and configuration faults (https://www.twilio.com/docs/api/errors),
-its message statuses as savin's, and the status callback's signature check
-and parsing (:class:`StatusCallbacks`); ``savin.web`` only carries the request.
+its message statuses as savin's, the status callback's signature check
+and parsing (:class:`StatusCallbacks`), and the incoming-message webhook's
+(:class:`IncomingMessages`, answered in TwiML); ``savin.web`` only carries the request.
 
 Two things about twilio 9.x's async client shape this module:
 
@@ -33,6 +34,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
 
 from savin.domain.clock import utcnow
 from savin.notifiers.base import (
@@ -48,7 +50,7 @@ from savin.sealing import Sealer
 
 __all__ = [
     "TwilioSMS", "classify", "ERROR_CLASSES", "SUPPRESS_CODES", "TWILIO_STATUSES",
-    "StatusCallbacks", "CallbackVerdict",
+    "StatusCallbacks", "CallbackVerdict", "IncomingMessages", "IncomingMessage",
 ]
 
 #: The constructor arguments a refused authentication points at.
@@ -290,3 +292,43 @@ class StatusCallbacks:
             error_code=params.get("ErrorCode") or None,
             at=utcnow(),
         ))
+
+
+# ---- incoming messages -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """An SMS sent to savin's number, as Twilio's incoming-message request carries it.
+    Holds the number and the text: neither is ever logged."""
+
+    sid: str
+    sender: str
+    body: str
+
+
+class IncomingMessages:
+    """Twilio's incoming-message webhook: the ``X-Twilio-Signature`` check, the message,
+    and the TwiML that answers it.
+
+    Twilio signs the URL it was configured with, so ``url`` is the public URL of the
+    webhook when savin runs behind a proxy. A replayed message is not refused: what a
+    message asks for (opt out, opt in, help, a code) comes to the same the second time.
+    """
+
+    def __init__(self, auth_token: str):
+        self._validator = RequestValidator(auth_token)
+
+    def read(self, url: str, form: Mapping[str, str], signature: str) -> IncomingMessage | None:
+        """The message, or None when the request is unsigned or its signature is wrong."""
+        if not signature or not self._validator.validate(url, form, signature):
+            return None
+        return IncomingMessage(form.get("MessageSid", ""), form.get("From", ""), form.get("Body", ""))
+
+    @staticmethod
+    def reply(text: str | None) -> str:
+        """TwiML answering the sender with ``text`` (None: no answer at all)."""
+        response = MessagingResponse()
+        if text:
+            response.message(text)
+        return str(response)

@@ -1,6 +1,6 @@
 """The worker process: a Faust app that hosts the stages as services, the
-health checks, and savin's web server (Twilio's status callbacks, ``/livez``,
-``/readyz``, ``/metrics``; nothing of Faust's own pages).
+health checks, and savin's web server (``/livez``, ``/readyz``, ``/metrics``;
+nothing of Faust's own pages; Twilio's status callbacks go to ``savin web``).
 
 The stages (:mod:`savin.streams.match`, :mod:`savin.streams.deliver`) consume a
 batch at a time on their own aiokafka consumers; see :mod:`savin.streams.stage`
@@ -56,12 +56,9 @@ class _App(faust.App):
 
 
 def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
-    from savin.notifiers.twilio_sms import StatusCallbacks
-    from savin.web.callbacks import twilio_status_handler
     from savin.web.health import Health, KafkaProbe, Readiness
     from savin.web.server import WebServer, routes
 
-    topics = Topics(settings)
     app = _App(
         settings.namespace,
         broker=";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")),
@@ -92,14 +89,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     app.service(Health(probe, notifiers))
     for stage in stages:
         app.service(stage)
-
-    async def publish_result(key: bytes, value: bytes) -> None:
-        """For a web request: answer only once Kafka has the record."""
-        await (await app.producer.send(topics.delivery_results, key, value, None, None, None))
-
-    callbacks = StatusCallbacks(settings.twilio_auth_token.get_secret_value(), settings.twilio_status_callback)
-    web_app = routes(readiness, twilio_status_handler(callbacks, publish_result))
-    app.web_server(WebServer(web_app, settings.web_host, settings.web_port))
+    app.web_server(WebServer(routes(readiness), settings.web_host, settings.web_port))
     return app
 
 

@@ -2,13 +2,13 @@
 
 Faust's web stack would also serve its debug and introspection pages
 (``/router/``, ``/table/...``, statistics); the worker hands Faust this server
-instead (``App.web_server``), so ``/livez``, ``/readyz``, ``/metrics`` and
-``/callbacks/twilio/status`` answer and every other path is a 404.
+instead (``App.web_server``), so ``/livez``, ``/readyz`` and ``/metrics``
+answer and every other path is a 404. Provider callbacks go to ``savin web``
+(:mod:`savin.web.callbacks`), so stream work never waits on web traffic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,10 +19,7 @@ from savin.web.health import Readiness
 
 __all__ = ["WebServer", "routes"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def routes(readiness: Readiness, twilio_status: Handler | None = None) -> web.Application:
+def routes(readiness: Readiness) -> web.Application:
     """The application serving savin's pages."""
 
     async def livez(request: web.Request) -> web.Response:
@@ -39,8 +36,6 @@ def routes(readiness: Readiness, twilio_status: Handler | None = None) -> web.Ap
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_page)
-    if twilio_status is not None:
-        app.router.add_post("/callbacks/twilio/status", twilio_status)
     return app
 
 
@@ -56,7 +51,7 @@ class WebServer(Service):
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
-        self.log.info("serving /livez, /readyz, /metrics and /callbacks/twilio/status on %s:%s", self.host, self.port)
+        self.log.info("serving /livez, /readyz and /metrics on %s:%s", self.host, self.port)
 
     async def on_stop(self) -> None:
         if self._runner is not None:

@@ -14,6 +14,12 @@ rotated (the old one is then refused with 401 / 20003), answers can be delayed,
 and accepted messages get status callbacks signed as Twilio signs them
 (``sent`` then ``delivered`` or ``undelivered``, or out of order when asked).
 
+:meth:`FakeTwilio.send_incoming` plays a person texting savin's number: the
+incoming-message request Twilio makes to the messaging webhook, its form
+checked against Twilio's documented request parameters
+(:data:`INCOMING_PARAMETERS`), signed as Twilio signs it; it returns the
+HTTP status and the TwiML answer.
+
 It never logs phone numbers or message bodies.
 """
 
@@ -26,10 +32,12 @@ import email.utils
 import hashlib
 import hmac
 import logging
+import re
 import threading
 import time
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import aiohttp
@@ -40,7 +48,8 @@ from savin.dev.testing.recording import Recorder
 from savin.dev.testing.twilio_spec import Problem, SpecValidator
 from savin.rendering.gsm import count
 
-__all__ = ["FakeTwilio", "SentMessage", "Fault", "ERRORS", "MESSAGES", "MESSAGE", "ACCOUNT", "OPERATIONS"]
+__all__ = ["FakeTwilio", "SentMessage", "Fault", "IncomingReply", "ERRORS", "MESSAGES", "MESSAGE", "ACCOUNT",
+           "OPERATIONS", "INCOMING_PARAMETERS", "incoming_form_problems"]
 
 log = logging.getLogger("savin.dev.testing.fake_twilio")
 
@@ -70,6 +79,46 @@ ERRORS: dict[int, tuple[int, str]] = {
     21614: (400, "'To' number is not a valid mobile number"),
 }
 
+_SID = r"[0-9a-f]{32}"
+_E164 = r"\+[1-9][0-9]{6,14}"
+#: The parameters of Twilio's request to an incoming-message webhook for an SMS, and the
+#: form of each value, after https://www.twilio.com/docs/messaging/guides/webhook-request
+#: (request parameters, media parameters, geographic parameters). ``{N}`` is a media index.
+INCOMING_PARAMETERS: dict[str, str] = {
+    "MessageSid": f"SM{_SID}",
+    "SmsSid": f"SM{_SID}",  # the same value as MessageSid, kept for backward compatibility
+    "SmsMessageSid": f"SM{_SID}",  # likewise
+    "AccountSid": f"AC{_SID}",
+    "MessagingServiceSid": f"MG{_SID}",
+    "From": _E164,
+    "To": _E164,
+    "Body": r"[\s\S]{0,1600}",
+    "NumMedia": r"[0-9]|10",
+    "NumSegments": r"[1-9][0-9]?",
+    "MediaContentType{N}": r"[\w.+-]+/[\w.+-]+",
+    "MediaUrl{N}": r"https://\S+",
+    "FromCity": r".*", "FromState": r".*", "FromZip": r".*", "FromCountry": r"[A-Z]{2}",
+    "ToCity": r".*", "ToState": r".*", "ToZip": r".*", "ToCountry": r"[A-Z]{2}",
+}
+#: The parameters Twilio always sends with an incoming SMS.
+INCOMING_REQUIRED = ("MessageSid", "SmsSid", "SmsMessageSid", "AccountSid", "From", "To", "Body", "NumMedia",
+                     "NumSegments")
+
+
+def incoming_form_problems(form: dict[str, str]) -> list[str]:
+    """What in ``form`` Twilio's incoming-message request could not hold (names, never values)."""
+    problems = [f"{name}: is required" for name in INCOMING_REQUIRED if name not in form]
+    for name, value in form.items():
+        pattern = INCOMING_PARAMETERS.get(re.sub(r"(?<=[a-z])(?:[0-9]|10)$", "{N}", name))
+        if pattern is None:
+            problems.append(f"{name}: not a parameter of Twilio's incoming-message request")
+        elif re.fullmatch(pattern, value) is None:
+            problems.append(f"{name}: not in the form Twilio sends")
+    if len({form.get(k) for k in ("MessageSid", "SmsSid", "SmsMessageSid")}) != 1:
+        problems.append("MessageSid, SmsSid, SmsMessageSid: not the same value")
+    return problems
+
+
 #: HTTP status of an outage -> the Twilio error code answered with it.
 OUTAGE_CODES = {503: 20503, 429: 20429, 500: 20500}
 
@@ -83,6 +132,29 @@ class SentMessage:
     body: str
     status_callback: str | None
     at: float  # time.time() when accepted
+
+
+@dataclass(frozen=True)
+class IncomingReply:
+    """What a messaging webhook answered: its HTTP status, its body, and the texts
+    of the TwiML ``<Message>`` elements it asked Twilio to send back."""
+
+    status: int
+    body: str
+    content_type: str
+
+    @property
+    def messages(self) -> list[str]:
+        """The reply texts; ValueError when a 200 answer is not TwiML."""
+        if self.status != 200:
+            return []
+        try:
+            root = ET.fromstring(self.body)
+        except ET.ParseError as e:
+            raise ValueError(f"the webhook answered something that is not XML: {e}") from None
+        if root.tag != "Response":
+            raise ValueError(f"the webhook answered <{root.tag}>, not a TwiML <Response>")
+        return [m.text or "" for m in root.iter("Message")]
 
 
 @dataclass(frozen=True)
@@ -374,6 +446,31 @@ class FakeTwilio(Recorder[SentMessage]):
         finally:
             if not own:
                 await session.close()
+
+    # ---- incoming messages ------------------------------------------------------------------
+
+    async def send_incoming(self, url: str, from_: str, body: str, *, to: str = "+15005550006",
+                            signature: str | None = None, signed: bool = True,
+                            extra: dict[str, str] | None = None) -> IncomingReply:
+        """Text ``body`` from ``from_`` to savin's number ``to``, as Twilio hands it to the
+        messaging webhook at ``url``: a form POST of the documented parameters, signed with
+        the account's auth token (or with ``signature``; none when ``signed`` is false).
+
+        Raises ValueError when the form is not one Twilio could send (``extra`` adds to it).
+        Usable from any event loop.
+        """
+        sid = "SM" + uuid.uuid4().hex
+        form = {"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid, "AccountSid": self.account_sid,
+                "From": from_, "To": to, "Body": body, "NumMedia": "0",
+                "NumSegments": str(max(1, count(body).segments)), **(extra or {})}
+        if problems := incoming_form_problems(form):
+            raise ValueError("not an incoming-message request Twilio sends: " + "; ".join(problems))
+        headers = {}
+        if signed:
+            headers["X-Twilio-Signature"] = signature or self._signer.compute_signature(url, form)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, data=form, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as r:
+                return IncomingReply(r.status, await r.text(), r.content_type)
 
     # ---- lifecycle ------------------------------------------------------------------------
 

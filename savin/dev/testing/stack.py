@@ -50,6 +50,9 @@ class LocalStack:
     twilio: FakeTwilio | None = None
     smtp: SmtpCatcher | None = None
     web_port: int = field(default_factory=free_port)
+    #: The first ``savin web`` process's port: Twilio's status callbacks and the links in
+    #: notice emails point there (a later web process gets a port of its own).
+    portal_port: int = field(default_factory=free_port)
     workers: list[WorkerProcess] = field(default_factory=list)
 
     # ---- lifecycle -------------------------------------------------------------
@@ -85,7 +88,8 @@ class LocalStack:
             "SAVIN_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
             "SAVIN_TWILIO_BASE_URL": self.twilio.base_url,
             "SAVIN_TWILIO_FROM": "+15005550006",
-            "SAVIN_TWILIO_STATUS_CALLBACK": f"http://127.0.0.1:{self.web_port}/callbacks/twilio/status",
+            "SAVIN_TWILIO_STATUS_CALLBACK": f"http://127.0.0.1:{self.portal_port}/callbacks/twilio/status",
+            "SAVIN_PORTAL_PORT": str(self.portal_port),
             "SAVIN_SMTP_HOST": "127.0.0.1",
             "SAVIN_SMTP_PORT": str(self.smtp.port),
             "SAVIN_SMTP_USERNAME": SMTP_USER,
@@ -118,10 +122,11 @@ class LocalStack:
 
     def start_web(self, timeout: float = 60.0, **extra_env: str) -> WebProcess:
         """A ``savin web`` process wired to this stack, with its own port and view store;
-        stopped with the stack."""
+        stopped with the stack. The first one serves :attr:`portal_port`, where the worker
+        points Twilio's status callbacks and the links in its emails."""
         n = sum(isinstance(w, WebProcess) for w in self.workers)
         env = {**self.env(), "SAVIN_DATA_DIR": str(self.workdir / f"web-{n}"), **extra_env}
-        w = WebProcess(env, self.workdir / f"web-{n}.log", free_port())
+        w = WebProcess(env, self.workdir / f"web-{n}.log", self.portal_port if n == 0 else free_port())
         self.workers.append(w)
         return w.start(timeout)
 

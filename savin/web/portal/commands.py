@@ -47,13 +47,18 @@ class Commands:
         for n in self.notifiers.values():
             await n.close()
 
-    async def write(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
-        """Write one record, wait for Kafka to have it and for the view to hold it."""
+    async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None):
+        """Write one record and wait only for Kafka to have it (a topic no view here shows,
+        such as delivery-results); its RecordMetadata."""
         await self.start()
         assert self._producer is not None
         if partition is None:
             partition = partition_for(key, self.topics.partitions)
-        meta = await (await self._producer.send(topic, value, key=key, partition=partition))
+        return await (await self._producer.send(topic, value, key=key, partition=partition))
+
+    async def write(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+        """Write one record, wait for Kafka to have it and for the view to hold it."""
+        meta = await self.publish(topic, key, value, partition)
         await self.views.caught_up(topic, meta.partition, meta.offset)
 
     async def save_registration(self, stored: StoredRegistration) -> None:
