@@ -42,7 +42,7 @@ OFFENDER = {
     "location": "Algoa Correctional Center", "release_date": None, "next_hearing": None,
     "last_event_type": "TRANSFERRED", "last_event_at": "2026-11-20T15:25:00Z", "updated_at": "2026-11-20T15:25:01Z",
 }
-PIN = "4821"
+PIN = "739158"
 PHONE, NEW_PHONE = "+15735550101", "+15735550177"
 MAIL = "alice@example.org"
 
@@ -147,6 +147,19 @@ def as_seen(body: str, rid: str) -> str:
 def main_text(body: str) -> str:
     text = html.unescape(re.sub(r"<[^>]+>", "", body.split('id="main-content"', 1)[1]))
     return " ".join(text.split())
+
+
+def test_every_banner_and_contact_state_has_its_words_in_both_languages():
+    from savin.web.portal.manage import BANNERS
+
+    for lang in ("en", "es"):
+        t = STRINGS[lang]
+        for key in BANNERS:
+            assert t[f"manage_saved_{key}"], (lang, key)
+        for state in ("confirmed", "pending", "stopped"):
+            assert t[f"manage_{state}"], (lang, state)
+        for sent in ("sent", "limited", "failed"):
+            assert t[f"manage_code_{sent}"], (lang, sent)
 
 
 # ---- sign-in: no tells, a lockout, CSRF, the session cookie ----------------------------------------

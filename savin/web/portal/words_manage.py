@@ -11,7 +11,6 @@ __all__ = ["WORDS"]
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "manage_caption": "Manage your notices",
-        "manage_back": "Back",
         "manage_save": "Save",
         # Signing in.
         "manage_sign_in_title": "Sign in to manage your notices",
@@ -159,7 +158,6 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "es": {
         "manage_caption": "Administrar sus avisos",
-        "manage_back": "Atrás",
         "manage_save": "Guardar",
         "manage_sign_in_title": "Entre para administrar sus avisos",
         "manage_sign_in_intro": "Puede cambiar cómo nos comunicamos con usted, qué avisos recibe y cuándo, o "
