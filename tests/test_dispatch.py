@@ -144,7 +144,7 @@ async def test_each_email_gets_the_links_of_its_own_contact_and_sms_none(sealer)
 
 
 def test_the_worker_builds_one_notifier_per_configured_provider():
-    from savin.bootstrap import build_dispatcher
+    from savin.bootstrap import build_dispatcher, build_links
     from savin.settings import Settings
 
     settings = Settings(_env_file=None, data_key=new_key())
@@ -154,7 +154,7 @@ def test_the_worker_builds_one_notifier_per_configured_provider():
     from savin.domain.consent import read_unsubscribe_token
     from savin.domain.links import derive_key
 
-    links = d._links.for_contact("R-1", "email", 0)
+    links = build_links(settings).for_contact("R-1", "email", 0)
     base = f"http://{settings.portal_host}:{settings.portal_port}"
     assert links.manage == f"{base}/manage" and links.unsubscribe.startswith(f"{base}/unsubscribe/")
     key = derive_key(settings.web_secret.get_secret_value(), "links")
