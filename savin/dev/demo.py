@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
+import re
 import shutil
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -57,27 +60,28 @@ def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -
         external = os.environ.get("SAVIN_KAFKA_BOOTSTRAP")
         if external and broker_reachable(external):
             bootstrap = external
-            console.print(f"[bold]1/6[/] using the broker at {bootstrap}")
+            console.print(f"[bold]1/7[/] using the broker at {bootstrap}")
         else:
-            console.print("[bold]1/6[/] starting Kafka 3.9.1 (KRaft)")
+            console.print("[bold]1/7[/] starting Kafka 3.9.1 (KRaft)")
             broker = DevBroker(data_dir=workdir / "kafka", port=free_port(), controller_port=free_port())
             bootstrap = broker.start(progress=lambda m: console.print(f"      {m}", highlight=False))
 
-        console.print("[bold]2/6[/] starting the fake Twilio and the SMTP server")
+        console.print("[bold]2/7[/] starting the fake Twilio and the SMTP server")
         stack = LocalStack(bootstrap=bootstrap, workdir=workdir, namespace=f"demo{os.getpid()}")
         stack.start_peers()
 
-        console.print("[bold]3/6[/] starting the worker (its own process; log: "
+        console.print("[bold]3/7[/] starting the worker (its own process; log: "
                       f"{workdir / 'worker.log'})")
         stack.start_worker()
+        web = stack.start_web()
 
         async def drive():
-            console.print(f"[bold]4/6[/] importing {len(registrations)} registrations (sealed before publishing)")
+            console.print(f"[bold]4/7[/] importing {len(registrations)} registrations (sealed before publishing)")
             report = await stack.import_registrations(registrations)
             await stack.wait_caught_up(stack.topics.registrations)
             console.print(f"      {report.published} registrations applied")
 
-            console.print(f"[bold]5/6[/] publishing {len(events)} custody events "
+            console.print(f"[bold]5/7[/] publishing {len(events)} custody events "
                           "(one is a repeat) and one malformed event")
             await stack.publish_events(events[:3])
             await stack.publish_raw(malformed, key=b"MO-1048576")
@@ -94,8 +98,12 @@ def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -
             return await stack.results(), await stack.dead_letters()
 
         results, letters = asyncio.run(drive())
-        console.print("[bold]6/6[/] done in {:.1f}s\n".format(time.monotonic() - started))
-        _show(console, results, letters, stack)
+        sent = (len(stack.twilio.messages), len(stack.smtp.messages))
+        console.print(f"[bold]6/7[/] a victim registers on the portal ({web.url}, log: {workdir / 'web-0.log'})")
+        portal_notices = asyncio.run(_register_on_the_portal(console, stack, web.url))
+        console.print("[bold]7/7[/] done in {:.1f}s\n".format(time.monotonic() - started))
+        _show(console, results, letters, sent)
+        _show_portal(console, portal_notices)
         return 0
     except Exception as e:  # the demo reports, then cleans up
         console.print(f"[bold red]demo failed:[/] {e}")
@@ -110,7 +118,59 @@ def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -
         console.print("stopped the worker, the peers and the broker")
 
 
-def _show(console: Console, results, letters, stack) -> None:
+#: The event the portal's registrant is told of: a hearing for an offender the sample day knows.
+_HEARING = {
+    "event_type": "HEARING_SCHEDULED", "offender_id": "MO-2097152", "offender_name": "Richard Roe",
+    "source": "mo-parole-board", "schema_version": 1,
+    "payload": {"hearing_id": "H-2027-0311", "starts_at": "2027-04-06T14:00:00-05:00",
+                "location": "Parole Board, 3400 Knipp Drive, Jefferson City",
+                "how_to_attend": "Call 573-751-8488 to attend or to submit a victim impact statement."},
+}
+
+
+async def _register_on_the_portal(console: Console, stack, url: str) -> list:
+    """Register in Spanish through the portal's forms, confirm the phone's code and the email's
+    link as a victim would, then publish a hearing and wait for its two notices."""
+    from savin.dev.testing.portal_client import PortalClient
+
+    phone, mail = "+15735550177", "rosa.demo@example.org"
+    client = PortalClient(url, language="es")
+    sms_before, mail_before = len(stack.twilio.messages), len(stack.smtp.messages)
+    rid = await asyncio.to_thread(client.register, _HEARING["offender_id"], phone=phone, email=mail, pin="2468")
+    console.print(f"      registration {rid}: a code sent by SMS, a link by email; nothing else until confirmed")
+
+    async def proofs_sent():
+        return len(stack.twilio.messages) > sms_before and len(stack.smtp.messages) > mail_before
+
+    await wait_until(proofs_sent, 30, interval=0.2, what="the portal's code and link")
+    code = re.search(r"\b(\d{6})\b", stack.twilio.messages[-1].body).group(1)
+    text = stack.smtp.messages[-1].message.get_body(("plain",)).get_content()
+    link = re.search(r"https?://\S+/verify/email/\S+", text).group(0)
+    await asyncio.to_thread(client.confirm_code, code)
+    await asyncio.to_thread(client.confirm_link, link)
+    console.print("      the code typed on the portal and the link opened: both contacts confirmed")
+
+    await stack.wait_caught_up(stack.topics.registrations)
+    event = {**_HEARING, "event_id": str(uuid.uuid4()), "occurred_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    report = await stack.publish_events([json.dumps(event)])
+    if report.published != 1:
+        raise RuntimeError(f"the hearing event was refused: {report}")
+
+    async def told():
+        mine = [r for r in await stack.results()
+                if r.registration_id == rid and r.source == "attempt" and r.status in DONE_STATUSES]
+        return len({r.channel for r in mine}) == 2
+
+    await wait_until(told, 60, interval=0.3, what="the portal registrant's notices")
+    return [r for r in await stack.results() if r.registration_id == rid and r.source == "attempt"]
+
+
+def _show_portal(console: Console, notices) -> None:
+    by_channel = ", ".join(sorted(f"{r.channel.value} {r.status.value}" for r in notices))
+    console.print(f"the registrant from the portal was told of the hearing in Spanish: {by_channel}")
+
+
+def _show(console: Console, results, letters, sent: tuple[int, int]) -> None:
     latest = {}
     for r in results:
         if r.source == "attempt":
@@ -124,8 +184,7 @@ def _show(console: Console, results, letters, stack) -> None:
                 for r in sorted(latest.values(), key=lambda r: (r.at, r.registration_id, r.channel.value))])
     counts = Counter(r.status.value for r in latest.values())
     console.print(f"{len(latest)} notices: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    console.print(f"fake Twilio accepted {len(stack.twilio.messages)} SMS; "
-                  f"SMTP server received {len(stack.smtp.messages)} emails; "
+    console.print(f"fake Twilio accepted {sent[0]} SMS; SMTP server received {sent[1]} emails; "
                   f"the repeated event sent nothing more")
     show_table("Dead letters", [("dead letter", True), ("source", True), ("reason", False)],
                [[str(d.dead_letter_id), f"{d.source_topic}[{d.source_partition}]@{d.source_offset}", d.reason]
