@@ -216,7 +216,7 @@ async def test_callbacks_forged_replayed_and_out_of_order(stack):
     """Twilio's status callbacks reach savin web, which publishes them; the worker's
     deliver stage applies them to the ledger."""
     stack.twilio.callbacks_out_of_order = True
-    stack.start_web()
+    web = stack.start_web()
     worker = stack.start_worker()
     await load(stack, [registration("R-CB", "O-CB", sms=phone(1)),
                        registration("R-UND", "O-CB", sms=next(iter(FakeTwilio.CALLBACK_OUTCOMES)))])
@@ -253,6 +253,10 @@ async def test_callbacks_forged_replayed_and_out_of_order(stack):
         assert await post(None) == 403
         assert await post(good) == 200
         assert await post(good) == 409
+    # The web process counts what it refused, on its own /metrics.
+    seen = web.metrics()
+    assert metric(seen, "savin_callbacks_total", outcome="forged") == 2
+    assert metric(seen, "savin_callbacks_total", outcome="replayed") == 1
     # The one honoured "failed" arrived after "delivered": stale, not applied.
     await stack.wait_caught_up(stack.topics.delivery_results)
     assert metric(worker.metrics(), "savin_callbacks_total", outcome="stale") >= 3

@@ -9,8 +9,9 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from savin.bootstrap import StartupError, build_notifiers
 from savin.sealing import Sealer
@@ -88,6 +89,11 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
     @app.get("/livez", include_in_schema=False)
     async def livez():
         return JSONResponse({"live": True})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_page():
+        # Counters of this process only: callbacks refused, registrations left unreachable, sends.
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz():

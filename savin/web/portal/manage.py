@@ -33,7 +33,7 @@ from datetime import timedelta
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
@@ -50,7 +50,7 @@ from savin.web.portal import proving
 from savin.web.portal.context import Portal
 from savin.web.portal.cookies import CookieBox
 from savin.web.portal.i18n import LANGUAGES, STRINGS, strings
-from savin.web.portal.pages import FieldError
+from savin.web.portal.pages import FieldError, forbidden, redirect
 from savin.web.portal.register import GROUPS, TIMEZONES, event_types_of, normalise_phone
 from savin.web.portal.security import SESSION_COOKIE
 
@@ -70,7 +70,6 @@ _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _PIN = re.compile(r"[0-9]{4,8}")
 _CLOCK = re.compile(r"([01]?[0-9]|2[0-3])[:.]?([0-5][0-9])")
 _LONGEST = 1000
-_FORM_EXPIRED = "The form has expired. Go back, reload the page and try again.\n"
 
 #: What a banner on the overview may say after a change (``?saved=<key>``), and whether it is good news.
 BANNERS = {
@@ -108,16 +107,6 @@ def _slot(reg: StoredRegistration, channel: Channel) -> tuple[int, SealedContact
     """(position in reg.contacts, contact) of the registration's first contact of ``channel``:
     the slot the portal manages (slot index 0)."""
     return next(((i, c) for i, c in enumerate(reg.contacts) if c.channel is channel), None)
-
-
-def _redirect(path: str) -> RedirectResponse:
-    response = RedirectResponse(path, status_code=303)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _forbidden() -> Response:
-    return Response(_FORM_EXPIRED, status_code=403, media_type="text/plain")
 
 
 # ---- the settings asked one a page ----------------------------------------------------------------
@@ -246,10 +235,10 @@ class Managing:
         async def endpoint(request: Request) -> Response:
             form = None
             if post and (form := await self.form(request)) is None:
-                return _forbidden()
+                return forbidden()
             reg = self.signed_in(request)
             if reg is None:
-                return self.end(_redirect("/manage"))
+                return self.end(redirect("/manage"))
             return await handler(request, reg, form)
 
         return endpoint
@@ -269,7 +258,7 @@ class Managing:
         return response
 
     def home(self, reg: StoredRegistration, saved: str | None = None) -> Response:
-        return self.keep(_redirect(f"{HOME}?saved={saved}" if saved else HOME), reg)
+        return self.keep(redirect(f"{HOME}?saved={saved}" if saved else HOME), reg)
 
     def end(self, response: Response) -> Response:
         response.delete_cookie(SESSION_COOKIE_NAME, path="/manage", httponly=True, samesite="strict",
@@ -322,7 +311,7 @@ class Managing:
     async def sign_in(self, request: Request) -> Response:
         form = await self.form(request)
         if form is None:
-            return _forbidden()
+            return forbidden()
         rid, pin = _typed(form, "registration_id"), re.sub(r"\s", "", _typed(form, "pin"))
         missing = (() if rid else (("registration_id", "manage_id_missing"),)) + (
             (("pin", "manage_pin_missing"),) if not pin else
@@ -370,8 +359,8 @@ class Managing:
 
     async def sign_out(self, request: Request) -> Response:
         if await self.form(request) is None:
-            return _forbidden()
-        return self.end(_redirect("/manage/signed-out"))
+            return forbidden()
+        return self.end(redirect("/manage/signed-out"))
 
     async def signed_out(self, request: Request) -> Response:
         return self.render(request, "signed_out")
@@ -444,7 +433,7 @@ class Managing:
             reg = await self.replace_contact(reg, channel, address)
             if channel is Channel.SMS:
                 sent = await self.prove(proving.send_code, reg, request)
-                return self.keep(_redirect("/manage/verify-phone" + _SENT_QUERY[sent]), reg)
+                return self.keep(redirect("/manage/verify-phone" + _SENT_QUERY[sent]), reg)
             sent = await self.prove(proving.send_link, reg, request)
             return self.home(reg, "email" + _SENT_SUFFIX[sent])
 
@@ -535,7 +524,7 @@ class Managing:
         if not self.unproved(reg, Channel.SMS):
             return self.home(reg)
         sent = await self.prove(proving.send_code, reg, request)
-        return self.keep(_redirect("/manage/verify-phone" + (_SENT_QUERY[sent] or "?sent=new")), reg)
+        return self.keep(redirect("/manage/verify-phone" + (_SENT_QUERY[sent] or "?sent=new")), reg)
 
     async def new_link(self, request: Request, reg: StoredRegistration, form: FormData) -> Response:
         if not self.unproved(reg, Channel.EMAIL):
@@ -550,7 +539,7 @@ class Managing:
 
     async def cancel(self, request: Request, reg: StoredRegistration, form: FormData) -> Response:
         await self.save(reg, {"status": RegistrationStatus.CANCELLED}, "cancelled")
-        return self.end(_redirect("/manage/cancelled"))
+        return self.end(redirect("/manage/cancelled"))
 
     async def cancelled(self, request: Request) -> Response:
         return self.render(request, "cancelled")

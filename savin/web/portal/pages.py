@@ -19,7 +19,8 @@ from savin.schemas.status import OffenderStatus
 from savin.web.portal.i18n import DEFAULT, LANGUAGES, strings
 from savin.web.portal.security import SESSION_COOKIE, Csrf
 
-__all__ = ["LANGUAGE_COOKIE", "MAX_QUERY", "Pages", "environment"]
+__all__ = ["FORM_EXPIRED", "LANGUAGE_COOKIE", "MAX_QUERY", "FieldError", "Pages", "environment", "forbidden",
+           "redirect"]
 
 LANGUAGE_COOKIE = "savin_lang"
 MAX_QUERY = 100
@@ -34,6 +35,21 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+#: The answer to a form posted without a valid token (a stale page, or another site).
+FORM_EXPIRED = "The form has expired. Go back, reload the page and try again.\n"
+
+
+def redirect(path: str) -> RedirectResponse:
+    """See other: where a form post goes next (never cached, since it follows a choice)."""
+    response = RedirectResponse(path, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def forbidden() -> Response:
+    return Response(FORM_EXPIRED, status_code=403, media_type="text/plain")
 
 
 @dataclass(frozen=True)
@@ -123,8 +139,7 @@ class Pages:
     async def language(self, request: Request, lang: str = Form(""), next: str = Form("/"),
                        csrf: str = Form("")) -> Response:
         if not self.csrf.valid(request.cookies.get(SESSION_COOKIE), csrf):
-            return Response("The form has expired. Go back, reload the page and try again.\n", status_code=403,
-                            media_type="text/plain")
+            return forbidden()
         target = next if next.startswith("/") and not next.startswith("//") else "/"
         response = RedirectResponse(target, status_code=303)
         if lang in LANGUAGES:

@@ -36,7 +36,7 @@ from datetime import timedelta
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
@@ -49,7 +49,7 @@ from savin.web.portal import proving
 from savin.web.portal.context import Portal
 from savin.web.portal.cookies import CookieBox
 from savin.web.portal.i18n import LANGUAGES, STRINGS, strings
-from savin.web.portal.pages import FieldError
+from savin.web.portal.pages import FieldError, forbidden, redirect
 from savin.web.portal.security import SESSION_COOKIE
 
 __all__ = ["DEFAULT_TIMEZONE", "GROUPS", "QUESTIONS", "TIMEZONES", "event_types_of", "new_registration_id",
@@ -72,7 +72,6 @@ GROUPS = tuple(dict.fromkeys(k.group for k in EVENT_TYPES.values() if not k.alwa
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LONGEST = 1000  # the most of a typed value read or shown again; the rules refuse it anyway
-_FORM_EXPIRED = "The form has expired. Go back, reload the page and try again.\n"
 
 
 def new_registration_id() -> str:
@@ -259,16 +258,6 @@ def remember_for_proving(portal: Portal, response: Response, reg: StoredRegistra
 # ---- the pages ------------------------------------------------------------------------------------
 
 
-def _redirect(path: str) -> RedirectResponse:
-    response = RedirectResponse(path, status_code=303)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _forbidden() -> Response:
-    return Response(_FORM_EXPIRED, status_code=403, media_type="text/plain")
-
-
 class Registering:
     def __init__(self, portal: Portal):
         self.portal = portal
@@ -343,10 +332,10 @@ class Registering:
 
     async def begin(self, request: Request, offender_id: str) -> Response:
         if await self.form(request) is None:
-            return _forbidden()
+            return forbidden()
         if len(offender_id) > 64 or self.portal.views.offender(offender_id) is None:
             return self.render(request, "not_found.html.j2", 404)
-        return self.keep(_redirect(f"/register/{QUESTIONS[0].key}"), {"offender_id": offender_id})
+        return self.keep(redirect(f"/register/{QUESTIONS[0].key}"), {"offender_id": offender_id})
 
     # ---- one question a page --------------------------------------------------------------------
 
@@ -364,7 +353,7 @@ class Registering:
         async def take(request: Request) -> Response:
             form = await self.form(request)
             if form is None:
-                return _forbidden()
+                return forbidden()
             answers = self.answers(request)
             if answers is None:
                 return self.expired(request)
@@ -377,7 +366,7 @@ class Registering:
             answers[q.key] = answer.value
             later = QUESTIONS[QUESTIONS.index(q) + 1:]
             target = "check" if change or not later else later[0].key
-            return self.keep(_redirect(f"/register/{target}"), answers)
+            return self.keep(redirect(f"/register/{target}"), answers)
 
         return take
 
@@ -388,7 +377,7 @@ class Registering:
         if answers is None:
             return self.expired(request)
         if (missing := _unanswered(answers)) is not None:
-            return _redirect(f"/register/{missing.key}")
+            return redirect(f"/register/{missing.key}")
         # The id is chosen now, so a second press of the button finds the first one's registration.
         answers.setdefault("rid", new_registration_id())
         response = self.render(request, "register/check.html.j2", answers=answers, groups=GROUPS,
@@ -398,19 +387,19 @@ class Registering:
 
     async def submit(self, request: Request) -> Response:
         if await self.form(request) is None:
-            return _forbidden()
+            return forbidden()
         answers = self.answers(request)
         if answers is None:
             return self.expired(request)
         if (missing := _unanswered(answers)) is not None or not isinstance(answers.get("rid"), str):
-            return _redirect(f"/register/{missing.key}" if missing else "/register/check")
+            return redirect(f"/register/{missing.key}" if missing else "/register/check")
         rid = answers["rid"]
         stored = self.portal.views.registration(rid)
         if stored is None:
             reg, refused = build(answers, rid)
             if reg is None:
                 first = next(q for q in QUESTIONS if q.key in refused or (q.key == "email" and "contacts" in refused))
-                return _redirect(f"/register/{first.key}")
+                return redirect(f"/register/{first.key}")
             stored = seal_registration(reg, self.portal.sealer, utcnow(), changed_by=Actor.PORTAL)
             try:
                 await self.portal.commands.save_registration(stored)
@@ -419,7 +408,7 @@ class Registering:
                 return self.render(request, "register/problem.html.j2", 503)
             log.info("registration saved registration=%s", rid)
             await self.prove(request, stored)
-        response = _redirect("/register/done")
+        response = redirect("/register/done")
         response.delete_cookie(DRAFT_COOKIE)
         remember_for_proving(self.portal, response, stored)
         return response
@@ -470,7 +459,7 @@ class Registering:
     async def take_code(self, request: Request) -> Response:
         form = await self.form(request)
         if form is None:
-            return _forbidden()
+            return forbidden()
         reg = self.proving_for(request)
         if reg is None:
             return self.unknown(request)
@@ -480,13 +469,13 @@ class Registering:
             return self.code_form(request, 400, (FieldError("code", t["reg_code_format"]),))
         verdict = await proving.check_code(self.portal, reg, code)
         if verdict in (proving.CodeCheck.OK, proving.CodeCheck.DONE):
-            return _redirect("/verify/phone/done")
+            return redirect("/verify/phone/done")
         word = "reg_code_wrong" if verdict is proving.CodeCheck.WRONG else "reg_code_expired"
         return self.code_form(request, 400, (FieldError("code", t[word]),))
 
     async def new_code(self, request: Request) -> HTMLResponse:
         if await self.form(request) is None:
-            return _forbidden()
+            return forbidden()
         reg = self.proving_for(request)
         if reg is None:
             return self.unknown(request)
@@ -503,7 +492,7 @@ class Registering:
         if reg is None:
             return self.unknown(request)
         if not any(c.channel is Channel.SMS and c.verified for c in reg.contacts):
-            return _redirect("/verify/phone")
+            return redirect("/verify/phone")
         return self.render(request, "verify/phone_done.html.j2", back=self.back_from_proving(request),
                            offender_id=reg.offender_id)
 
@@ -515,7 +504,7 @@ class Registering:
 
     async def take_link(self, request: Request, token: str) -> HTMLResponse:
         if await self.form(request) is None:
-            return _forbidden()
+            return forbidden()
         try:
             reg = await proving.confirm_link(self.portal, token)
         except (TimeoutError, KafkaError, OSError) as e:
