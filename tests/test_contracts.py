@@ -289,7 +289,7 @@ REGISTRATION_REJECTIONS = {
     "an unknown status": ("status", "paused"),
     "an unknown field": ("nickname", "Al"),
     "an unknown contact field": ("contacts.0.label", "home"),
-    "a missing name": ("name", MISSING),
+    "an empty name (leave it out instead)": ("name", ""),
     "a missing offender_id": ("offender_id", MISSING),
     "a registration_id with a space": ("registration_id", "R 1001"),
     "a name of 201 characters": ("name", "x" * 201),

@@ -145,7 +145,12 @@ class DeliverStage(Stage):
     def _ledger_set(self, pending: Pending, notice_id: uuid.UUID, status: DeliveryStatus,
                     ref: str | None = None) -> bool:
         """Move a notice forward in the ledger; False when the ledger already knows better."""
-        entry = ledger_entry(self._ledger(pending, notice_id), status, ref, utcnow())
+        current = self._ledger(pending, notice_id)
+        if current is not None and current.get("unflushed"):
+            # Written to the local store the moment the send was accepted; only the commit
+            # makes it durable, so it counts as not yet known here.
+            current = None
+        entry = ledger_entry(current, status, ref, utcnow())
         if entry is None:
             return False
         pending.put(_ledger_key(notice_id), json.dumps(entry).encode())
