@@ -328,6 +328,30 @@ async def test_register_in_english_and_spanish_prove_both_contacts_and_get_notic
     phone, email, *_ = runs["es", "desktop"]  # asked for restitution notices only
     assert len(texts_to(stack, phone)) == 2 and len(mails_to(stack, email)) == 1
 
+    # The English registrant signs in with the id and PIN, changes the language to Spanish,
+    # and the next notice follows it on both contacts.
+    t = STRINGS["en"]
+    phone, email, *_ = runs["en", "phone"]
+    page = await browser_page(*WIDTHS["phone"])
+    await page.goto(f"{web.url}/manage?lang=en")
+    await page.get_by_label(t["manage_id_label"]).fill(ids["en", "phone"])
+    await page.get_by_label(t["manage_pin_label"], exact=True).fill("4821")
+    await page.get_by_role("button", name=t["manage_sign_in_button"], exact=True).click()
+    await page.wait_for_url("**/manage/registration")
+    await page.locator(".summary-list__row", has=page.locator("dt", has_text=t["manage_language"])).get_by_role(
+        "link", name=f"{t['manage_change']} {t['manage_language']}").click()
+    await page.get_by_role("radio", name=STRINGS["es"]["language_name"]).check()
+    await page.get_by_role("button", name=t["manage_save"], exact=True).click()
+    await page.wait_for_url("**/manage/registration?saved=language")
+    texts, mails = len(texts_to(stack, phone)), len(mails_to(stack, email))
+    await stack.wait_caught_up(stack.topics.registrations)
+    assert (await stack.publish_events([json.dumps(event("TRANSFERRED", OFFENDER_ID))])).errors == []
+    await eventually(lambda: len(texts_to(stack, phone)) > texts, 60, "the transfer text")
+    await eventually(lambda: len(mails_to(stack, email)) > mails, 60, "the transfer email")
+    spanish = texts_to(stack, phone)[-1]
+    assert "cambió de centro" in spanish, spanish
+    assert "Un traslado entre centros no es una liberación" in mails_to(stack, email)[-1]
+
 
 # ---- abuse, over plain HTTP ---------------------------------------------------------------------------
 
