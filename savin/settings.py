@@ -115,6 +115,20 @@ class Settings(BaseSettings):
     #: matching and delivery separately, and the benchmark time one stage alone.
     stages: Annotated[frozenset[str], NoDecode] = STAGES
 
+    # Escalation: an urgent notice not acknowledged is followed by calls (seconds)
+    #: After the SMS and email of an urgent notice, the first call.
+    escalation_first_call: float = Field(300.0, ge=0, le=86_400)
+    #: A call nobody answered (or an answering machine took) is repeated after this.
+    escalation_unanswered_every: float = Field(1800.0, gt=0, le=86_400)
+    #: A call answered without the keypad confirmation is repeated after this.
+    escalation_answered_every: float = Field(7200.0, gt=0, le=86_400)
+    #: No call is placed this long after the first send; the notice is then unacknowledged.
+    escalation_give_up: float = Field(86_400.0, gt=0, le=30 * 86_400)
+    #: Routine notices escalate too (by default only urgent ones do).
+    escalate_routine: bool = False
+    #: With no voice number registered, call the number registered for texts.
+    escalation_call_sms_phone: bool = True
+
     # Portal (savin web)
     portal_host: str = "127.0.0.1"
     portal_port: int = Field(8080, ge=1, le=65535)
@@ -142,6 +156,14 @@ class Settings(BaseSettings):
     twilio_base_url: str | None = None
     twilio_status_callback: str | None = None
     twilio_timeout: float = Field(10.0, gt=0)
+    #: The caller ID of notice calls: one fixed number a victim can learn and save.
+    twilio_voice_from: str | None = "+15005550006"
+    #: Calls Twilio lets the account start per second (its CPS limit).
+    twilio_calls_per_second: float = Field(1.0, gt=0, le=1000)
+    #: Ask for the registrant's PIN before a call says anything about the notice.
+    voice_pin: bool = True
+    #: Answering-machine detection on notice calls (a machine gets no content).
+    voice_machine_detection: bool = True
 
     # SMTP
     smtp_host: str = "127.0.0.1"

@@ -57,6 +57,17 @@ class Topics:
         #: Recent rate-limited tries (codes sent to a phone, wrong PINs), shared by the
         #: web processes (compacted, keyed by what is limited; ids, never addresses).
         self.attempts = t("attempts")
+        #: Someone confirmed the notices of one event (any channel), keyed by registration id;
+        #: the deliver stage ends that event's escalation ladder.
+        self.acknowledgements = t("acknowledgements")
+        #: Each (registration, event) ladder's state, written by the deliver stage (compacted,
+        #: keyed by ``<registration id>:<event id>``); read by the web processes.
+        self.escalations = t("escalations")
+        #: What each call says, sealed, for the web process serving its TwiML (compacted and
+        #: time-retained, keyed by the call's notice id).
+        self.calls = t("calls")
+        #: What operators must look at about a registration (compacted, keyed by flag).
+        self.registration_flags = t("registration-flags")
 
     def group(self, stage: str) -> str:
         """The consumer group of a stage (``match``, ``deliver``)."""
@@ -65,7 +76,8 @@ class Topics:
     def stage_reading(self, topic: str) -> str:
         """The stage that consumes ``topic``; KeyError for a topic no stage reads."""
         match = {self.custody_events, self.registrations}
-        deliver = {self.consent, self.notices_urgent, self.notices_routine, *self.retries, self.delivery_results}
+        deliver = {self.consent, self.notices_urgent, self.notices_routine, *self.retries, self.delivery_results,
+                   self.acknowledgements}
         if topic in match:
             return "match"
         if topic in deliver:
@@ -91,10 +103,17 @@ class Topics:
             TopicSpec(self.consent, n),
             TopicSpec(self.verifications, n, compacted),
             TopicSpec(self.attempts, n, compacted),
+            TopicSpec(self.acknowledgements, n),
+            TopicSpec(self.escalations, n, compacted),
+            TopicSpec(self.calls, n, {"cleanup.policy": "compact,delete", "retention.ms": str(CALLS_RETENTION_MS)}),
+            TopicSpec(self.registration_flags, n, compacted),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(int(self.dedup_days * 86_400_000))}),
         ]
 
+
+#: A call's record is needed for minutes; two days leaves room to look at one.
+CALLS_RETENTION_MS = 2 * 86_400_000
 
 _partitioner = DefaultPartitioner()
 

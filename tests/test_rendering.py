@@ -23,6 +23,7 @@ from savin.rendering import (
     gsm,
     label,
 )
+from savin.rendering.voice import VoiceTemplate
 from savin.schemas.events import EVENT_TYPES, parse_event
 from savin.schemas.payloads import RetractableType
 
@@ -349,8 +350,8 @@ def test_no_template_names_the_event_channel_and_language(tmp_path):
 
 
 def test_an_unknown_channel_or_event_type_is_a_template_error(renderer):
-    with pytest.raises(TemplateError, match="voice"):
-        renderer.render(event("RELEASED"), "voice", "en", "America/Chicago")
+    with pytest.raises(TemplateError, match="fax"):
+        renderer.render(event("RELEASED"), "fax", "en", "America/Chicago")
     with pytest.raises(TemplateError, match="event_type=PAROLE_PARTY"):
         renderer.render(event("RELEASED") | {"event_type": "PAROLE_PARTY"}, "sms", "en", "America/Chicago")
 
@@ -363,7 +364,7 @@ def test_a_language_cannot_reach_outside_the_template_folder(renderer):
 
 
 def test_each_channel_has_its_template_class(renderer):
-    assert CHANNEL_TEMPLATES == {"sms": SMSTemplate, "email": EmailTemplate}
+    assert CHANNEL_TEMPLATES == {"sms": SMSTemplate, "email": EmailTemplate, "voice": VoiceTemplate}
     sms_template = renderer.template("RELEASED", "sms", "es")
     assert isinstance(sms_template, SMSTemplate)
     assert (sms_template.name, sms_template.language) == ("es/RELEASED.sms.j2", "es")

@@ -40,6 +40,7 @@ def plan_retry(job: NoticeJob, delays: tuple[float, ...], max_attempts: int, now
 # Rank of each status along a notice's life; a callback may only move it forward.
 _RANK = {
     DeliveryStatus.RETRYING: 0,
+    DeliveryStatus.HELD: 0,
     DeliveryStatus.ACCEPTED: 1,
     DeliveryStatus.SENT: 2,
     DeliveryStatus.DELIVERED: 3,

@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = ["ACK_ALPHABET", "CallResult", "Ladder", "ack_code", "next_call"]
+__all__ = ["ACK_ALPHABET", "CallResult", "Ladder", "ack_code", "next_call", "escalates", "RESULT_RANK"]
 
 
 class CallResult(str, enum.Enum):
@@ -25,6 +25,15 @@ class CallResult(str, enum.Enum):
     MACHINE = "machine"  # an answering machine: a neutral message was left
     ANSWERED = "answered"  # a person answered but did not press 1
     CONFIRMED = "confirmed"  # a person pressed 1: acknowledged
+
+
+#: The better of two results of one round of calls counts (a person answered one of them).
+RESULT_RANK = {CallResult.UNANSWERED: 0, CallResult.MACHINE: 1, CallResult.ANSWERED: 2, CallResult.CONFIRMED: 3}
+
+
+def escalates(urgency: str, escalate_routine: bool = False) -> bool:
+    """Whether an event's notices are followed up until acknowledged."""
+    return urgency == "urgent" or escalate_routine
 
 
 @dataclass(frozen=True)

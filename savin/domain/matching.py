@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterable
 
 from savin.domain.consent import contact_key
+from savin.domain.escalation import ack_code
 from savin.schemas import (
     EventEnvelope,
     NoticeJob,
@@ -37,21 +38,29 @@ def is_repeat(first_seen: dt.datetime | None, now: dt.datetime, dedup_days: int)
     return first_seen is not None and first_seen > now - dt.timedelta(days=dedup_days)
 
 
-def notices_for(event: EventEnvelope, registrations: Iterable[StoredRegistration], now: dt.datetime) -> list[NoticeJob]:
-    """One notice per active registration that wants this event x verified contact."""
+def notices_for(event: EventEnvelope, registrations: Iterable[StoredRegistration], now: dt.datetime,
+                escalate: bool = False) -> list[NoticeJob]:
+    """One notice per active registration that wants this event x verified contact.
+
+    With ``escalate`` (the event's notices escalate until acknowledged) each notice
+    carries the acknowledgement code, and a registration's calls come after its
+    texts and emails: the deliver stage then holds a call back as a later step of
+    the ladder, and places it at once only for a registration with nothing else."""
     body = event.model_dump(mode="json")
     jobs: list[NoticeJob] = []
     for reg in registrations:
         if not wants(reg, event):
             continue
         per_channel: dict[str, int] = {}
+        calls: list[NoticeJob] = []
+        code = ack_code(str(event.event_id), reg.registration_id) if escalate else None
         for contact in reg.contacts:
             channel = contact.channel.value
             index = per_channel.get(channel, 0)
             per_channel[channel] = index + 1
             if not contact.verified:
                 continue
-            jobs.append(
+            (calls if contact.channel.value == "voice" else jobs).append(
                 NoticeJob(
                     notice_id=notice_id(event.event_id, reg.registration_id, channel, index),
                     event_id=event.event_id,
@@ -66,6 +75,9 @@ def notices_for(event: EventEnvelope, registrations: Iterable[StoredRegistration
                     timezone=reg.timezone,
                     event=body,
                     created_at=now,
+                    quiet_hours=reg.quiet_hours,
+                    ack_code=code,
                 )
             )
+        jobs.extend(calls)
     return jobs

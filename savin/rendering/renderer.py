@@ -28,6 +28,7 @@ from savin.rendering.email import EmailTemplate, RenderedEmail
 from savin.rendering.filters import FILTERS
 from savin.rendering.links import EmailLinks
 from savin.rendering.sms import RenderedSMS, SMSTemplate
+from savin.rendering.voice import VoiceTemplate
 
 __all__ = ["Renderer", "CHANNEL_TEMPLATES", "TEMPLATE_DIR", "OFFICE_PHONE"]
 
@@ -37,7 +38,8 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 OFFICE_PHONE = "1-800-555-0199"
 
 #: The template class of each channel, by channel name.
-CHANNEL_TEMPLATES: dict[str, type[ChannelTemplate]] = {t.channel: t for t in (SMSTemplate, EmailTemplate)}
+CHANNEL_TEMPLATES: dict[str, type[ChannelTemplate]] = {t.channel: t for t in (SMSTemplate, EmailTemplate,
+                                                                              VoiceTemplate)}
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from savin.domain.escalation import CallResult
 from savin.schemas.base import Strict, Timestamp, Uuid
 from savin.schemas.events import Urgency
-from savin.schemas.registration import Channel
+from savin.schemas.registration import Channel, QuietHours
 
 __all__ = ["NoticeJob", "DeliveryStatus", "DeliveryResult", "DeadLetter", "DeadLetterReplay", "DEAD_LETTER_EXCERPT",
            "REPLAY_HEADER", "FINAL_STATUSES", "DONE_STATUSES"]
@@ -32,6 +33,13 @@ class NoticeJob(Strict):
     attempt: Annotated[int, Field(ge=0)] = 0
     not_before: Timestamp | None = None
     created_at: Timestamp
+    #: The registration's quiet hours (None: the default); routine notices wait through them.
+    quiet_hours: QuietHours | None = None
+    #: The code that acknowledges this event's notices (set when the notice escalates):
+    #: printed in the SMS, behind the email's link, asked for by no one on a call.
+    ack_code: str | None = None
+    #: For a call of an escalation ladder: which call it is (0 the first).
+    call: Annotated[int, Field(ge=0)] | None = None
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -42,6 +50,7 @@ class DeliveryStatus(str, enum.Enum):
     UNDELIVERED = "undelivered"
     FAILED = "failed"  # permanent failure, or retries exhausted
     SUPPRESSED = "suppressed"  # the recipient opted out of this channel
+    HELD = "held"  # a routine notice waiting for the registration's quiet hours to end
 
 
 #: A notice in one of these states is not sent again.
@@ -68,6 +77,10 @@ class DeliveryResult(Strict):
     provider_ref: str | None = None
     error_code: str | None = None
     error: str | None = None
+    #: A held notice goes out at this time.
+    not_before: Timestamp | None = None
+    #: A call's status callback: what the call came to.
+    call_result: CallResult | None = None
     at: Timestamp
 
 

@@ -37,6 +37,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from savin import metrics
 from savin.domain.clock import utcnow
+from savin.domain.escalation import escalates
 from savin.domain.matching import is_repeat, notices_for
 from savin.schemas import StoredRegistration, parse_event
 from savin.settings import Settings
@@ -163,7 +164,9 @@ class MatchStage(Stage):
                     self.log.info("duplicate event dropped event=%s", event_id)
                     continue
                 raw = pending.get(_REG + ev.offender_id.encode())
-                jobs = notices_for(ev, REGISTRATIONS_OF.validate_json(raw).values(), now) if raw else []
+                escalate = escalates(ev.urgency.value, self.settings.escalate_routine)
+                jobs = (notices_for(ev, REGISTRATIONS_OF.validate_json(raw).values(), now, escalate)
+                        if raw else [])
                 for job in jobs:
                     await self.send(self._notice_topic[job.urgency.value], job.registration_id.encode(),
                                     job.model_dump_json().encode())

@@ -58,7 +58,8 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
             await ensure_topics(settings.kafka_bootstrap, topics.specs(), settings.replication_factor)
             views = Views(settings.kafka_bootstrap, topics.offender_status, topics.registrations, store,
                           verifications_topic=topics.verifications, attempts_topic=topics.attempts,
-                          consent_topic=topics.consent)
+                          consent_topic=topics.consent, calls_topic=topics.calls,
+                          escalations_topic=topics.escalations)
             state["store"] = store
         pages.views = views
         commands.views = views

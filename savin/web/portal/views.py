@@ -17,7 +17,10 @@ Views:
   ids of the registrations holding each contact's blind index;
 * ``verifications``: the latest :class:`Verification` of each contact slot;
 * ``attempts``: the latest :class:`Attempts` of each rate-limited key;
-* ``consent``: the latest :class:`ConsentChange` of each contact slot.
+* ``consent``: the latest :class:`ConsentChange` of each contact slot;
+* ``calls``: the :class:`CallRecord` of each call, by call id (its notice id);
+* ``escalations``: the :class:`Escalation` of each (registration, event), by
+  registration, so the notices waiting for an acknowledgement are found.
 
 A process that writes a record waits for its own view to hold it
 (:meth:`Views.caught_up`) before it answers, so the next page shows it.
@@ -37,6 +40,7 @@ from aiokafka.errors import KafkaError, RecordTooLargeError
 from savin.domain.consent import contact_key
 from savin.schemas import StoredRegistration
 from savin.schemas.consent import Attempts, ConsentChange, Verification
+from savin.schemas.escalation import CallRecord, Escalation, EscalationState
 from savin.schemas.status import OffenderStatus
 from savin.streams.errors import fault
 from savin.streams.store import Store
@@ -51,6 +55,8 @@ _INDEX = b"i:"  # + blind index + \0 + registration id -> b""
 _VERIFICATION = b"v:"  # + contact slot -> Verification JSON
 _ATTEMPTS = b"a:"  # + attempts key -> Attempts JSON
 _CONSENT = b"c:"  # + contact slot -> the slot's latest ConsentChange JSON
+_CALL = b"k:"  # + call id -> CallRecord JSON
+_ESCALATION = b"e:"  # + registration id + \0 + event id -> Escalation JSON
 
 
 def name_tokens(text: str) -> list[str]:
@@ -69,14 +75,16 @@ class Views:
 
     def __init__(self, bootstrap: str, status_topic: str, registrations_topic: str, store: Store, *,
                  verifications_topic: str | None = None, attempts_topic: str | None = None,
-                 consent_topic: str | None = None):
+                 consent_topic: str | None = None, calls_topic: str | None = None,
+                 escalations_topic: str | None = None):
         self.bootstrap = bootstrap
         self.status_topic = status_topic
         self.registrations_topic = registrations_topic
         self.store = store
         self._appliers = {status_topic: self._apply_status, registrations_topic: self._apply_registration}
         for topic, apply in ((verifications_topic, self._apply_verification), (attempts_topic, self._apply_attempts),
-                             (consent_topic, self._apply_consent)):
+                             (consent_topic, self._apply_consent), (calls_topic, self._apply_call),
+                             (escalations_topic, self._apply_escalation)):
             if topic is not None:
                 self._appliers[topic] = apply
         self.ready = asyncio.Event()
@@ -134,6 +142,23 @@ class Views:
     def opted_out(self, registration_id: str, channel: str, index: int) -> bool:
         c = self.consent(registration_id, channel, index)
         return c is not None and c.opted_out
+
+    def call(self, call_id: str) -> CallRecord | None:
+        raw = self.store.get(_CALL + call_id.encode())
+        return CallRecord.model_validate_json(raw) if raw is not None else None
+
+    def escalation(self, registration_id: str, event_id: str) -> Escalation | None:
+        raw = self.store.get(_ESCALATION + registration_id.encode() + b"\0" + event_id.encode())
+        return Escalation.model_validate_json(raw) if raw is not None else None
+
+    def escalations(self, registration_id: str, *, open_only: bool = False) -> list[Escalation]:
+        """The registration's escalations, oldest first; only those still waiting for an
+        acknowledgement with ``open_only``."""
+        found = [Escalation.model_validate_json(raw)
+                 for _, raw in self.store.scan(_ESCALATION + registration_id.encode() + b"\0")]
+        if open_only:
+            found = [e for e in found if e.state is EscalationState.OPEN]
+        return sorted(found, key=lambda e: e.started_at)
 
     async def caught_up(self, topic: str, partition: int, offset: int, timeout: float = 15.0) -> None:
         """Return once this view has applied ``offset`` of ``topic``'s ``partition``
@@ -209,6 +234,15 @@ class Views:
             return
         c = ConsentChange.model_validate_json(value)
         puts[_CONSENT + contact_key(c.registration_id, c.channel.value, c.contact_index).encode()] = value
+
+    def _apply_call(self, puts: dict, key: bytes, value: bytes | None) -> None:
+        self._apply_keyed(_CALL, CallRecord, puts, key, value)
+
+    def _apply_escalation(self, puts: dict, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            return
+        e = Escalation.model_validate_json(value)
+        puts[_ESCALATION + e.registration_id.encode() + b"\0" + str(e.event_id).encode()] = value
 
     def apply(self, records: list) -> None:
         """Apply one partition's records and its next offset in one write."""
