@@ -4,7 +4,9 @@ and turning template faults into :class:`TemplateError`.
 A channel is one subclass of :class:`ChannelTemplate` that names its
 ``channel``, loads its Jinja2 templates in :meth:`ChannelTemplate.load` and
 turns an event into what its notifier sends in :meth:`ChannelTemplate.render`.
-The renderer finds the class by channel name.
+The renderer finds the class by channel name, and hands ``render`` only the
+parts of a message it names in ``uses`` (an email's ``links``, an SMS's
+``ack_code``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class ChannelTemplate(abc.ABC):
 
     #: The channel name a notice job carries ("sms", "email").
     channel: ClassVar[str]
+    #: What a message of this channel shows beside the event: keyword arguments of :meth:`render`.
+    uses: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, language: str):
         #: The template's path in the folder, e.g. ``es/RELEASED.sms.j2``; errors name it.

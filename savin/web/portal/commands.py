@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from savin.notifiers.base import DeliveryError, Notifier, Outbound
 from savin.schemas import StoredRegistration
 from savin.schemas.consent import Attempts, ConsentChange, Verification
+from savin.schemas.escalation import Acknowledgement
 from savin.topics import Topics, partition_for, producer, registration_record
 from savin.web.portal.views import Views
 
@@ -75,6 +76,11 @@ class Commands:
     async def record_consent(self, c: ConsentChange) -> None:
         """An opt-out or opt-in, on the consent topic the deliver stage applies (keyed by registration)."""
         await self.write(self.topics.consent, c.registration_id.encode(), c.model_dump_json().encode())
+
+    async def acknowledge(self, a: Acknowledgement) -> None:
+        """A registrant confirmed an urgent notice: on the acknowledgements topic the deliver stage
+        reads (keyed by registration), which no view here shows, so Kafka's acknowledgement is enough."""
+        await self.publish(self.topics.acknowledgements, a.registration_id.encode(), a.model_dump_json().encode())
 
     async def send(self, channel: str, registration_id: str, address_sealed: str, content: Any, ref: str) -> bool:
         """Send a code or link through the channel's notifier; False (logged by ``ref``) when it fails."""
