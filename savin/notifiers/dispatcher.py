@@ -32,11 +32,14 @@ class Outcome:
 class Dispatcher:
     """Sends a batch concurrently, but each recipient's notices in order.
 
-    ``renderer`` has ``render(event, channel, language, timezone, links=None)``;
+    ``renderer`` has ``render(event, channel, language, timezone, links=None, ack_code=None)``;
     ``notifiers`` are found by the channel each declares (:attr:`Notifier.channel`),
     at most one per channel. ``links`` (a :class:`~savin.rendering.links.LinkMaker`)
     gives each message the links its channel carries (an email's unsubscribe and
-    manage links); a channel without links renders as before.
+    manage links, and its confirm link when the notice waits for an
+    acknowledgement); a channel without links renders as before. A job's
+    ``ack_code`` goes to the renderer too, which gives it to the channels that
+    print it (SMS).
     """
 
     def __init__(self, renderer, notifiers: Iterable[Notifier], links: LinkMaker | None = None):
@@ -76,13 +79,8 @@ class Dispatcher:
         try:
             if notifier is None:
                 raise PermanentFailure(f"no notifier configured for channel {channel}", "no-channel")
-            links = (self._links.for_contact(job.registration_id, channel, job.contact_index)
-                     if self._links is not None else None)
             try:
-                if links is None:
-                    content = self._renderer.render(job.event, channel, job.language, job.timezone)
-                else:
-                    content = self._renderer.render(job.event, channel, job.language, job.timezone, links=links)
+                content = self._renderer.render(job.event, channel, job.language, job.timezone, **self._shown(job))
             except Exception as e:
                 # A template fault is ours to fix; the notice is failed, never silently dropped.
                 raise PermanentFailure(f"render failed: {e}", "render") from e
@@ -106,6 +104,20 @@ class Dispatcher:
             return Outcome(job, DeliveryStatus.RETRYING, getattr(notifier, "provider", None), None,
                            "unexpected", type(e).__name__)
         return Outcome(job, DeliveryStatus.ACCEPTED, receipt.provider, receipt.provider_ref)
+
+    def _shown(self, job: NoticeJob) -> dict:
+        """What the message shows beside the event: an email's links (with the one that confirms
+        the notice when it waits for an acknowledgement) and the code a reply quotes; only what
+        the job has, so a renderer that takes neither is called as before."""
+        shown: dict = {}
+        if self._links is not None:
+            links = self._links.for_contact(job.registration_id, job.channel.value, job.contact_index,
+                                            acknowledge=str(job.event_id) if job.ack_code else None)
+            if links is not None:
+                shown["links"] = links
+        if job.ack_code:
+            shown["ack_code"] = job.ack_code
+        return shown
 
     async def send_batch(self, jobs: Sequence[NoticeJob],
                          on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:

@@ -9,7 +9,9 @@ autoescaping and ``html`` from the one with it, so a name such as
 Templates also see ``links`` (:class:`~savin.rendering.links.EmailLinks`):
 the footer's links to stop email notices and to manage the registration.
 An email cannot be rendered without them (``StrictUndefined``), so no notice
-email goes out without a way to stop it.
+email goes out without a way to stop it. A notice that waits for an
+acknowledgement has ``links.acknowledge`` too, the link that confirms it was
+received; the base shows it under the notice.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class EmailTemplate(ChannelTemplate):
     """An event type's email in one language."""
 
     channel = "email"
+    uses = ("links",)
 
     def __init__(self, name: str, language: str, text: jinja2.Template, html: jinja2.Template):
         super().__init__(name, language)

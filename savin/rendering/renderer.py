@@ -10,9 +10,13 @@ that names it.
 
 Templates see ``event`` (the JSON-mode event), ``p`` (its payload),
 ``offender`` (the offender's name), ``office_phone`` (the Office of Victim
-Services line), what their channel adds (``compact`` for SMS, ``part`` and
-``links`` for email) and the filters of :mod:`savin.rendering.filters`. Undefined names
-are errors (``StrictUndefined``).
+Services line), what their channel adds (``compact`` and ``ack_code`` for
+SMS, ``part`` and ``links`` for email) and the filters of
+:mod:`savin.rendering.filters`. Undefined names are errors (``StrictUndefined``).
+
+A notice that waits for an acknowledgement (its job has an ``ack_code``)
+says so: its SMS asks for a reply with the code, its email carries a link to
+confirm (``links.acknowledge``). Without one a notice reads as it always did.
 """
 
 from __future__ import annotations
@@ -67,17 +71,19 @@ class Renderer:
         self._templates: dict[tuple[str, str, str], ChannelTemplate] = {}
 
     def render(self, event: dict[str, Any], channel: str, language: str, timezone: str,
-               links: EmailLinks | None = None) -> RenderedSMS | RenderedEmail:
+               links: EmailLinks | None = None, ack_code: str | None = None) -> RenderedSMS | RenderedEmail:
         """Render ``event`` (a JSON-mode event dict) for ``channel`` ("sms" or
         "email"), a language (the default language when it has no template)
         and an IANA timezone. An email needs its ``links``; an SMS has none.
+        ``ack_code`` is the code an SMS asks the registrant to reply with
+        (None: the notice waits for no acknowledgement). A channel is given
+        only what its template class ``uses``.
 
         Raises :class:`TemplateError` when there is no template or a template fails.
         """
         template = self.template(str(event.get("event_type")), channel, language)
-        if links is None:
-            return template.render(event, timezone)
-        return template.render(event, timezone, links)
+        given = {"links": links, "ack_code": ack_code}
+        return template.render(event, timezone, **{k: v for k in template.uses if (v := given.get(k)) is not None})
 
     def template(self, event_type: str, channel: str, language: str) -> ChannelTemplate:
         """The template class instance that renders ``event_type`` for ``channel``

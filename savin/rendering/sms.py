@@ -1,7 +1,9 @@
 """The SMS channel: one line, within the event type's segment budget.
 
-An SMS template extends ``base.sms.j2`` (sender tag, opt-out line exported as
-``stop``) and fills a ``body`` block. Its text is put on one line in Unicode
+An SMS template extends ``base.sms.j2`` (sender tag, the acknowledgement
+line exported as ``ack`` with ``{code}`` for the code, opt-out line exported
+as ``stop``) and fills a ``body`` block. The acknowledgement line is there
+only for a notice that waits for one (the template sees its ``ack_code``). Its text is put on one line in Unicode
 NFC form. Typographic characters (curly quotes, dashes) become their GSM-7
 equivalents when that makes the whole text GSM-7; letters are never changed,
 so a text with a letter outside GSM-7 (Spanish á, í, ó, ú; a name with Ł) is
@@ -39,10 +41,11 @@ class SMSTemplate(ChannelTemplate):
     are cut short with ``...``, as little as lets the text fit: first in full
     wording (down to :attr:`full_floor` characters), then in ``compact``
     wording (the template's ``compact`` variable). If nothing fits, the text
-    itself is cut, keeping the opt-out line.
+    itself is cut, keeping the acknowledgement and opt-out lines.
     """
 
     channel = "sms"
+    uses = ("ack_code",)
 
     #: The budget of an event type the vocabulary does not know.
     default_segments = 4
@@ -66,25 +69,30 @@ class SMSTemplate(ChannelTemplate):
     full_floor = 25
     compact_longest, compact_floor = 50, 8
 
-    def __init__(self, name: str, language: str, template: jinja2.Template, *, max_segments: int, stop: str):
+    def __init__(self, name: str, language: str, template: jinja2.Template, *, max_segments: int, stop: str,
+                 ack: str = ""):
         super().__init__(name, language)
         self.template = template
         self.max_segments = max_segments
         #: The opt-out line, kept when the text itself must be cut ("" if there is none).
         self.stop = stop
+        #: The acknowledgement line with ``{code}`` for the code, kept like the opt-out line.
+        self.ack = ack
 
     @classmethod
     def load(cls, envs: Environments, name: str, language: str, event_type: str) -> SMSTemplate:
         template = envs.text.get_template(name)
         kind = EVENT_TYPES.get(event_type)
+        stop, ack = _base_lines(envs.text, language)
         return cls(
             name, language, template,
             max_segments=kind.sms_segments if kind is not None else cls.default_segments,
-            stop=_stop_line(envs.text, language),
+            stop=stop, ack=ack,
         )
 
-    def render(self, event: dict[str, Any], timezone: str) -> RenderedSMS:
-        text = self.text(event, timezone, compact=False)
+    def render(self, event: dict[str, Any], timezone: str, ack_code: str | None = None) -> RenderedSMS:
+        """The SMS, within budget; with ``ack_code`` it asks for a reply with that code."""
+        text = self.text(event, timezone, compact=False, ack_code=ack_code)
         segments = gsm.count(text)
         if segments.segments <= self.max_segments:
             return RenderedSMS(text, segments)
@@ -96,23 +104,29 @@ class SMSTemplate(ChannelTemplate):
             (False, uncut - 1, self.full_floor),
             (True, min(uncut, self.compact_longest), self.compact_floor),
         ):
-            found = self._longest_cut_that_fits(event, timezone, compact, longest, floor)
+            found = self._longest_cut_that_fits(event, timezone, compact, longest, floor, ack_code)
             if found is not None:
                 return found
-        text = self.text(self.shorten(event, self.compact_floor), timezone, compact=True)
-        endings = (" " + sms_form(self.stop), " " + _one_line(self.stop)) if self.stop else ()
+        text = self.text(self.shorten(event, self.compact_floor), timezone, compact=True, ack_code=ack_code)
+        tail = self.tail(ack_code)
+        endings = (" " + sms_form(tail), " " + _one_line(tail)) if tail else ()
         keep_end = next((e for e in endings if text.endswith(e)), "")
         text = gsm.fit(text, self.max_segments, keep_end=keep_end)
         return RenderedSMS(text, gsm.count(text))
 
+    def tail(self, ack_code: str | None) -> str:
+        """What ends every text: the acknowledgement line (with ``ack_code``) and the opt-out line."""
+        ack = self.ack.replace("{code}", ack_code) if ack_code and self.ack else ""
+        return " ".join(line for line in (ack, self.stop) if line)
+
     def _longest_cut_that_fits(
-        self, event: dict[str, Any], timezone: str, compact: bool, longest: int, floor: int
+        self, event: dict[str, Any], timezone: str, compact: bool, longest: int, floor: int, ack_code: str | None
     ) -> RenderedSMS | None:
         """The text with the name and fields cut to the most characters, from
         ``floor`` to ``longest``, that fits; None when even ``floor`` is too long."""
 
         def attempt(n: int) -> RenderedSMS | None:
-            text = self.text(self.shorten(event, n), timezone, compact=compact)
+            text = self.text(self.shorten(event, n), timezone, compact=compact, ack_code=ack_code)
             segments = gsm.count(text)
             return RenderedSMS(text, segments) if segments.segments <= self.max_segments else None
 
@@ -127,10 +141,11 @@ class SMSTemplate(ChannelTemplate):
                 hi = mid
         return best
 
-    def text(self, event: dict[str, Any], timezone: str, *, compact: bool) -> str:
+    def text(self, event: dict[str, Any], timezone: str, *, compact: bool, ack_code: str | None = None) -> str:
         """The SMS for ``event`` as the template words it, whatever its length."""
         context = self.context(event, timezone)
         context["compact"] = compact
+        context["ack_code"] = ack_code
         return sms_form(self.call(self.template, context))
 
     def shorten(self, event: dict[str, Any], longest: int) -> dict[str, Any]:
@@ -177,9 +192,11 @@ def _cut(value: str, longest: int) -> str:
 _WORD = 12
 
 
-def _stop_line(env: jinja2.Environment, language: str) -> str:
-    """The opt-out line ``base.sms.j2`` exports as ``stop`` ("" if there is none)."""
+def _base_lines(env: jinja2.Environment, language: str) -> tuple[str, str]:
+    """The opt-out and acknowledgement lines ``base.sms.j2`` exports as ``stop`` and
+    ``ack`` ("" for one it does not have)."""
     try:
-        return str(env.get_template(f"{language}/base.sms.j2").module.stop)  # type: ignore[attr-defined]
-    except (jinja2.TemplateError, AttributeError):
-        return ""
+        module = env.get_template(f"{language}/base.sms.j2").make_module({"ack_code": None})
+    except jinja2.TemplateError:
+        return "", ""
+    return str(getattr(module, "stop", "")), str(getattr(module, "ack", ""))
