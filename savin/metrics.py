@@ -31,3 +31,9 @@ CONSENT = Counter("savin_consent_changes_total", "Opt-outs and opt-ins applied b
 UNREACHABLE = Counter("savin_registrations_unreachable_total",
                       "Opt-outs that left a registration with no usable channel (no verified contact that is not "
                       "opted out), flagged for operators")
+NOTICES_HELD = Counter("savin_notices_held_total", "Routine notices held for the registration's quiet hours")
+ESCALATIONS = Counter("savin_escalations_total",
+                      "Escalation ladder steps: opened, call (a round of calls), acknowledged, unacknowledged",
+                      ["outcome"])
+ACKNOWLEDGEMENTS = Counter("savin_acknowledgements_total", "Acknowledgements applied, by channel", ["channel"])
+REGISTRATION_FLAGS = Counter("savin_registration_flags_total", "Registrations flagged for operators", ["flag"])

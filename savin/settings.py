@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     #: matching and delivery separately, and the benchmark time one stage alone.
     stages: Annotated[frozenset[str], NoDecode] = STAGES
 
+    #: The quiet hours of a registration that has not set its own, ``HH:MM-HH:MM`` in its
+    #: time zone, or ``none``: routine notices wait through them.
+    quiet_hours: str = Field("21:00-08:00", pattern=r"^(none|([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9])$")
+
     # Escalation: an urgent notice not acknowledged is followed by calls (seconds)
     #: After the SMS and email of an urgent notice, the first call.
     escalation_first_call: float = Field(300.0, ge=0, le=86_400)
@@ -230,6 +234,16 @@ class Settings(BaseSettings):
         return v
 
     @cached_property
+    def default_quiet_hours(self):
+        """SAVIN_QUIET_HOURS as a QuietHours, or None for ``none``."""
+        from savin.schemas.registration import QuietHours
+
+        if self.quiet_hours == "none":
+            return None
+        start, end = self.quiet_hours.split("-")
+        return QuietHours(start=start, end=end)
+
+    @cached_property
     def data_keys(self) -> DataKeys:
         if self.data_key is None:
             raise SettingsError(
@@ -259,6 +273,7 @@ ALLOWED = {
     "store": "must be rocksdb or memory",
     "log_level": "must be debug, info, warning or error",
     "public_url": "must be an http:// or https:// URL without a query",
+    "quiet_hours": "must be HH:MM-HH:MM (e.g. 21:00-08:00) or none",
 }
 
 

@@ -74,3 +74,42 @@ def ack_code(event_id: str, registration_id: str, length: int = 4) -> str:
         n, r = divmod(n, len(ACK_ALPHABET))
         chars.append(ACK_ALPHABET[r])
     return "".join(chars)
+
+
+# ---- one ladder's state, step by step ------------------------------------------------------
+#
+# The state is the published :class:`~savin.schemas.escalation.Escalation` record; each
+# function takes one and returns the next (``model_copy``), so the deliver stage only stores
+# and publishes what these say.
+
+
+def ladder_opened(esc, ladder: Ladder, now: datetime, only_calls: bool):
+    """A new ladder's first call: after ``first_call_after``, or at once for a registration
+    that has nothing but calls (there is nothing to wait for)."""
+    first = now if only_calls else now + ladder.first_call_after
+    return esc.model_copy(update={"next_call_at": first, "updated_at": now})
+
+
+def call_placed(esc, ladder: Ladder, now: datetime):
+    """A round of calls went out: the next is planned as if nobody answered, until the
+    calls' results say otherwise (so a lost status callback cannot stop the ladder)."""
+    nxt = next_call(ladder, esc.started_at, now, CallResult.UNANSWERED)
+    return esc.model_copy(update={"calls": esc.calls + 1, "last_call_at": now, "last_result": None,
+                                  "next_call_at": nxt, "updated_at": now})
+
+
+def call_ended(esc, ladder: Ladder, result: CallResult, now: datetime):
+    """A call of the latest round ended with ``result``; the best result of the round counts."""
+    if esc.last_call_at is None:
+        return esc
+    best = result if esc.last_result is None or RESULT_RANK[result] > RESULT_RANK[esc.last_result] \
+        else esc.last_result
+    nxt = next_call(ladder, esc.started_at, esc.last_call_at, best)
+    return esc.model_copy(update={"last_result": best, "next_call_at": nxt, "updated_at": now})
+
+
+def channel_lost(esc, now: datetime):
+    """A text or email of the notice failed for good: before any call, the call comes at once."""
+    if esc.calls or esc.next_call_at is None or esc.next_call_at <= now:
+        return esc
+    return esc.model_copy(update={"next_call_at": now, "updated_at": now})

@@ -24,6 +24,23 @@ entry leaves the store and a tombstone goes to ``deliver-state``.
 A retry tier holds notices until their ``not_before``. Each tier has one
 delay, so its records are in ``not_before`` order: the stage takes the ones
 that are due, and pauses the partition at the first that is not until it is.
+
+What comes due by the clock is a timer in the store (:mod:`savin.streams.timers`),
+carried by ``deliver-state`` like the ledger, so it survives a restart and a
+move to another machine:
+
+* A routine notice that meets the registration's quiet hours is held (a
+  ``held`` result says until when) and sent, in the order it came, when they end.
+* A notice of an event that escalates (``ack_code`` set) opens a ladder for its
+  (registration, event): texts and emails go at once, the registration's calls
+  wait as its later steps (:mod:`savin.domain.escalation`). Each round of calls
+  is its own notices (ids from the event, registration, contact and round), so
+  the ledger stops a round from being placed twice. A call's status callback
+  says what it came to and sets the next round; an acknowledgement (from any
+  channel, on ``acknowledgements``) ends the ladder; at ``give_up`` it ends
+  unacknowledged and the registration is flagged. A text or email that fails
+  for good brings the first call forward and flags the contact. Every change of
+  a ladder is published to ``escalations``.
 """
 
 from __future__ import annotations
@@ -31,28 +48,50 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Mapping
 
 from aiokafka import TopicPartition
 
 from savin import metrics
+from savin.domain import escalation as ladders
 from savin.domain.clock import utcnow
 from savin.domain.consent import OPTED_OUT, contact_key
 from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_entry, plan_retry
+from savin.domain.quiet import quiet_hours_end
 from savin.notifiers.dispatcher import Dispatcher, Outcome
-from savin.schemas import DeliveryResult, DeliveryStatus, NoticeJob
+from savin.schemas import Channel, DeliveryResult, DeliveryStatus, NoticeJob
 from savin.schemas.consent import ConsentChange
+from savin.schemas.escalation import (
+    Acknowledgement,
+    Escalation,
+    EscalationState,
+    FlagKind,
+    RegistrationFlag,
+)
 from savin.settings import Settings
 from savin.streams.checkpoint import Pending
 from savin.streams.stage import Stage, by_topic
 from savin.streams.store import Store
+from savin.streams.timers import due_timers, timer_key
 from savin.topics import Topics
 
 __all__ = ["DeliverStage"]
 
 _LEDGER = b"l:"  # + notice id -> JSON {"status", "provider_ref", "at"[, "unflushed"]}
 _SUPPRESSED = b"x:"  # + contact key -> provider code of the opt-out
+_LADDER = b"e:"  # + registration id|event id -> JSON {"esc", "targets", "fallback", "notices", "timer", "end"}
+_OF_LADDER = b"n:"  # + notice id of a ladder's notice -> registration id|event id|round (calls) or ""
+_ACKED_EARLY = b"a:"  # + registration id|event id -> an Acknowledgement that came before its ladder
+
+#: Timer kinds: a held routine notice, a ladder's next round of calls, a ladder's end.
+_HELD, _CALL, _END = "q", "c", "g"
+#: Timers fired per partition per turn of the loop.
+_TIMERS_PER_TURN = 500
+#: Seconds between looks at the timers.
+_TICK = 0.1
+_FAILED_FOR_GOOD = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.UNDELIVERED})
 
 
 def _slot(job: NoticeJob) -> bytes:
@@ -64,20 +103,47 @@ def _ledger_key(notice_id: uuid.UUID) -> bytes:
     return _LEDGER + str(notice_id).encode()
 
 
+def _ladder_id(registration_id: str, event_id: uuid.UUID | str) -> str:
+    return f"{registration_id}|{event_id}"
+
+
+def call_notice_id(job: NoticeJob, round_: int) -> uuid.UUID:
+    """The notice id of one call of a ladder: one per contact and round, so a round
+    fired again after a crash finds its calls in the ledger."""
+    return uuid.uuid5(job.event_id, f"{job.registration_id}:call:{job.channel.value}:{job.contact_index}:{round_}")
+
+
+class _TimerRecord:
+    """Where a fired timer came from, for a dead letter if handling it fails."""
+
+    def __init__(self, topic: str, partition: int, key: bytes, value: bytes):
+        self.topic, self.partition, self.offset = topic, partition, -1
+        self.key, self.value = key, value
+        self.headers = ()
+
+
 class DeliverStage(Stage):
     name = "deliver"
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher, **kwargs):
         t = Topics(settings)
-        super().__init__(settings, inputs=[t.consent, t.notices_urgent, t.notices_routine, *t.retries,
-                                           t.delivery_results],
+        super().__init__(settings, inputs=[t.consent, t.acknowledgements, t.notices_urgent, t.notices_routine,
+                                           *t.retries, t.delivery_results],
                          changelogs=[t.deliver_state], commit_interval=0.0,
                          batch_size=settings.send_batch_size, fetch_bytes=512 * 1024, **kwargs)
         self.dispatcher = dispatcher
         self._retry_topics = set(t.retries)
         # Consent first, so an opt-out in the same batch holds for the notices behind it.
-        self._order = [t.consent, t.notices_urgent, *t.retries, t.notices_routine, t.delivery_results]
+        self._order = [t.consent, t.acknowledgements, t.notices_urgent, *t.retries, t.notices_routine,
+                       t.delivery_results]
         self._resume: dict[TopicPartition, asyncio.TimerHandle] = {}
+        self.ladder = ladders.Ladder(
+            first_call_after=dt.timedelta(seconds=settings.escalation_first_call),
+            unanswered_every=dt.timedelta(seconds=settings.escalation_unanswered_every),
+            answered_every=dt.timedelta(seconds=settings.escalation_answered_every),
+            give_up_after=dt.timedelta(seconds=settings.escalation_give_up),
+        )
+        self._last_tick = 0.0
 
     async def on_stop(self) -> None:
         await super().on_stop()
@@ -130,6 +196,13 @@ class DeliverStage(Stage):
         for key, raw in store.scan(_LEDGER):
             if forgotten(json.loads(raw), now, days):
                 yield key
+        # A ladder that has ended is forgotten with its notices' entries.
+        for key, raw in store.scan(_LADDER):
+            state = json.loads(raw)
+            esc = Escalation.model_validate_json(json.dumps(state["esc"]))
+            if esc.state is not EscalationState.OPEN and esc.updated_at < now - dt.timedelta(days=days):
+                yield key
+                yield from (_OF_LADDER + n.encode() for n in state["notices"])
 
     async def changelog(self, partition: int, pending: Pending):
         # Every change since the last commit, keyed as in the store, so compaction keeps the
@@ -187,11 +260,15 @@ class DeliverStage(Stage):
             if pending is None:
                 continue
             if tp.topic == self.topics.delivery_results:
-                await self._callbacks(pending, records)
+                await self._callbacks(pending, records, now)
                 self.done(tp, records[-1].offset + 1)
                 continue
             if tp.topic == self.topics.consent:
                 await self._consent(pending, records)
+                self.done(tp, records[-1].offset + 1)
+                continue
+            if tp.topic == self.topics.acknowledgements:
+                await self._acknowledgements(pending, records, now)
                 self.done(tp, records[-1].offset + 1)
                 continue
             stores[tp.partition] = pending.store
@@ -207,15 +284,20 @@ class DeliverStage(Stage):
                     break
                 self.done(tp, r.offset + 1)
                 async with self.guard(r, "notice job"):
-                    await self._decide(pending, job, r, in_batch, todo)
-        if todo:
-            outcomes = await self.dispatcher.send_batch([job for _, job, _ in todo],
-                                                        on_outcome=lambda o: self._record_locally(stores, o))
-            for (pending, _, record), outcome in zip(todo, outcomes):
-                async with self.guard(record, "delivery outcome"):
-                    await self._record(pending, outcome)
+                    await self._decide(pending, job, r, in_batch, todo, now)
+        await self._dispatch(todo, stores)
 
-    async def _decide(self, pending: Pending, job: NoticeJob, record, in_batch: set, todo: list) -> None:
+    async def _dispatch(self, todo: list, stores: dict[int, Store]) -> None:
+        if not todo:
+            return
+        outcomes = await self.dispatcher.send_batch([job for _, job, _ in todo],
+                                                    on_outcome=lambda o: self._record_locally(stores, o))
+        for (pending, _, record), outcome in zip(todo, outcomes):
+            async with self.guard(record, "delivery outcome"):
+                await self._record(pending, outcome)
+
+    async def _decide(self, pending: Pending, job: NoticeJob, record, in_batch: set, todo: list,
+                      now: dt.datetime, released: bool = False) -> None:
         entry = self._ledger(pending, job.notice_id)
         if entry is not None and entry.get("unflushed"):
             # Accepted just before a crash: not sent again; its result and entry are made durable now.
@@ -232,11 +314,25 @@ class DeliverStage(Stage):
         if decision is Decision.SKIP:
             metrics.NOTICES_SKIPPED.inc()
             return
+        if job.ack_code is not None and not await self._on_ladder(pending, job, now):
+            return  # a call kept for a later step of its ladder, or one the ladder no longer needs
         in_batch.add(job.notice_id)
         if decision is Decision.SUPPRESS:
             self._ledger_set(pending, job.notice_id, DeliveryStatus.SUPPRESSED)
             await self._publish_result(job, DeliveryStatus.SUPPRESSED, error_code=code.decode(),  # type: ignore[union-attr]
                                        error="recipient opted out of this channel")
+            if job.ack_code is not None:
+                await self._lost(pending, job.notice_id, job.registration_id, job.channel, job.contact_index,
+                                 code.decode(), now)  # type: ignore[union-attr]
+            return
+        quiet = job.quiet_hours or self.settings.default_quiet_hours
+        if not released and quiet is not None and job.urgency.value == "routine" and (
+                until := quiet_hours_end(quiet, job.timezone, now)) is not None:
+            # Held, never dropped: one timer per notice, in the order the notices came.
+            ident = f"{job.created_at.isoformat()}|{job.notice_id}"
+            pending.put(timer_key(until, _HELD, ident), job.model_dump_json().encode())
+            metrics.NOTICES_HELD.inc()
+            await self._publish_result(job, DeliveryStatus.HELD, not_before=until)
             return
         todo.append((pending, job, record))
 
@@ -259,6 +355,9 @@ class DeliverStage(Stage):
         if status is DeliveryStatus.SUPPRESSED:
             pending.put(_slot(job), (outcome.error_code or OPTED_OUT).encode())
         await self._publish_result(job, status, **extra)
+        if job.ack_code is not None and status in _FAILED_FOR_GOOD:
+            await self._lost(pending, job.notice_id, job.registration_id, job.channel, job.contact_index,
+                             outcome.error_code, utcnow())
 
     async def _consent(self, pending: Pending, records: list) -> None:
         """An opt-out suppresses the contact slot; an opt-in lifts it (a delete, tombstoned)."""
@@ -274,7 +373,7 @@ class DeliverStage(Stage):
                 metrics.CONSENT.labels(channel=change.channel.value,
                                        change="opt-out" if change.opted_out else "opt-in").inc()
 
-    async def _callbacks(self, pending: Pending, records: list) -> None:
+    async def _callbacks(self, pending: Pending, records: list, now: dt.datetime) -> None:
         for r in records:
             async with self.guard(r, "delivery result"):
                 result = DeliveryResult.model_validate_json(r.value or b"")
@@ -282,3 +381,215 @@ class DeliverStage(Stage):
                     continue
                 applied = self._ledger_set(pending, result.notice_id, result.status, result.provider_ref)
                 metrics.CALLBACKS.labels(outcome="applied" if applied else "stale").inc()
+                if applied:
+                    await self._ladder_callback(pending, result, now)
+
+    # ---- timers: held notices and ladder steps ---------------------------------------------
+
+    async def tick(self) -> None:
+        if time.monotonic() - self._last_tick < _TICK:
+            return
+        self._last_tick = time.monotonic()
+        now = utcnow()
+        todo: list[tuple[Pending, NoticeJob, object]] = []
+        stores: dict[int, Store] = {}
+        for partition, store in list(self.stores.items()):
+            due = due_timers(store, self.checkpoint.pending.get(partition), now, _TIMERS_PER_TURN)
+            if not due:
+                continue
+            pending = self.checkpoint.touch(partition, store)
+            stores[partition] = store
+            in_batch: set[uuid.UUID] = set()
+            for key, value in due:
+                pending.delete(key)
+                record = _TimerRecord(self.topics.deliver_state, partition, key, value)
+                async with self.guard(record, "timer"):
+                    kind, ident = key.decode().split("|", 2)[1:]
+                    if kind == _HELD:
+                        job = NoticeJob.model_validate_json(value)
+                        await self._decide(pending, job, record, in_batch, todo, now, released=True)
+                    elif kind == _CALL:
+                        await self._call_round(pending, ident, record, in_batch, todo, now)
+                    elif kind == _END:
+                        await self._give_up(pending, ident, now)
+        await self._dispatch(todo, stores)
+
+    # ---- escalation ladders -------------------------------------------------------------------
+
+    def _load(self, pending: Pending, ladder_id: str) -> dict | None:
+        raw = pending.get(_LADDER + ladder_id.encode())
+        if raw is None:
+            return None
+        state = json.loads(raw)
+        state["esc"] = Escalation.model_validate_json(json.dumps(state["esc"]))
+        return state
+
+    async def _save(self, pending: Pending, ladder_id: str, state: dict, publish: bool = True) -> None:
+        esc: Escalation = state["esc"]
+        # The next round's timer follows the record's next_call_at.
+        want = (timer_key(esc.next_call_at, _CALL, ladder_id)
+                if esc.next_call_at is not None and esc.state is EscalationState.OPEN else None)
+        if state.get("timer") and state["timer"].encode() != want:
+            pending.delete(state["timer"].encode())
+        if want is not None:
+            pending.put(want, b"")
+        state["timer"] = want.decode() if want is not None else None
+        pending.put(_LADDER + ladder_id.encode(),
+                    json.dumps({**state, "esc": esc.model_dump(mode="json")}).encode())
+        if publish:
+            await self.send(self.topics.escalations, f"{esc.registration_id}:{esc.event_id}".encode(),
+                            esc.model_dump_json().encode(), self.home(esc.registration_id.encode()))
+
+    async def _on_ladder(self, pending: Pending, job: NoticeJob, now: dt.datetime) -> bool:
+        """Join ``job`` to its ladder (opening it); False when the job is not to be sent now."""
+        ladder_id = _ladder_id(job.registration_id, job.event_id)
+        state = self._load(pending, ladder_id)
+        if job.call is not None:  # a call of a round already placed: only while the ladder is open
+            return state is not None and state["esc"].state is EscalationState.OPEN
+        is_call = job.channel is Channel.VOICE
+        opened = state is None
+        if opened:
+            esc = Escalation(registration_id=job.registration_id, event_id=job.event_id, event_type=job.event_type,
+                             offender_id=job.offender_id, state=EscalationState.OPEN, code=job.ack_code,
+                             started_at=now, updated_at=now)
+            esc = ladders.ladder_opened(esc, self.ladder, now, only_calls=is_call)
+            end = timer_key(now + self.ladder.give_up_after, _END, ladder_id)
+            pending.put(end, b"")
+            state = {"esc": esc, "targets": [], "fallback": [], "notices": [], "timer": None, "end": end.decode()}
+            metrics.ESCALATIONS.labels(outcome="opened").inc()
+            if (early := pending.get(_ACKED_EARLY + ladder_id.encode())) is not None:
+                self._acknowledge(state, Acknowledgement.model_validate_json(early), now)
+                pending.delete(_ACKED_EARLY + ladder_id.encode())
+        assert state is not None
+        as_json = job.model_dump(mode="json")
+        kept = state["targets"] if is_call else state["fallback"] if job.channel is Channel.SMS else None
+        if kept is not None and all(t["notice_id"] != as_json["notice_id"] for t in kept):
+            kept.append(as_json)
+        if str(job.notice_id) not in state["notices"]:
+            state["notices"].append(str(job.notice_id))
+            pending.put(_OF_LADDER + str(job.notice_id).encode(), ladder_id.encode())
+        await self._save(pending, ladder_id, state, publish=opened)
+        return not is_call  # calls wait for their round (at once for a registration with only calls)
+
+    async def _call_round(self, pending: Pending, ladder_id: str, record, in_batch: set, todo: list,
+                          now: dt.datetime) -> None:
+        state = self._load(pending, ladder_id)
+        if state is None or state["esc"].state is not EscalationState.OPEN:
+            return
+        state["timer"] = None  # fired
+        esc: Escalation = state["esc"]
+        targets = [NoticeJob.model_validate_json(json.dumps(t)) for t in state["targets"]]
+        if not targets and self.settings.escalation_call_sms_phone:
+            targets = [NoticeJob.model_validate_json(json.dumps(t)) for t in state["fallback"]]
+        if not targets:
+            # Nobody to call: the ladder waits for an acknowledgement until its end.
+            state["esc"] = esc.model_copy(update={"next_call_at": None, "updated_at": now})
+            await self._save(pending, ladder_id, state)
+            return
+        round_ = esc.calls
+        state["esc"] = ladders.call_placed(esc, self.ladder, now)
+        metrics.ESCALATIONS.labels(outcome="call").inc()
+        for target in targets:
+            call = target.model_copy(update={
+                "notice_id": call_notice_id(target, round_), "channel": Channel.VOICE, "call": round_,
+                "attempt": 0, "not_before": None})
+            pending.put(_OF_LADDER + str(call.notice_id).encode(), f"{ladder_id}|{round_}".encode())
+            state["notices"].append(str(call.notice_id))
+            await self._decide(pending, call, record, in_batch, todo, now, released=True)
+        await self._save(pending, ladder_id, state)
+
+    async def _ladder_callback(self, pending: Pending, result: DeliveryResult, now: dt.datetime) -> None:
+        """A status callback of one of a ladder's notices: a call's result sets the next
+        round; a text or email undelivered for good brings the first call forward."""
+        of = pending.get(_OF_LADDER + str(result.notice_id).encode())
+        if of is None:
+            return
+        if result.call_result is None:
+            if result.status in _FAILED_FOR_GOOD:
+                await self._lost(pending, result.notice_id, result.registration_id, result.channel, None,
+                                 result.error_code, now)
+            return
+        ladder_id, _, round_ = of.decode().rpartition("|")
+        state = self._load(pending, ladder_id)
+        if state is None or state["esc"].state is not EscalationState.OPEN:
+            return
+        esc: Escalation = state["esc"]
+        if round_.isdigit() and int(round_) == esc.calls - 1:  # a call of the latest round
+            state["esc"] = ladders.call_ended(esc, self.ladder, result.call_result, now)
+            await self._save(pending, ladder_id, state)
+
+    async def _lost(self, pending: Pending, notice_id: uuid.UUID, registration_id: str, channel: Channel | None,
+                    index: int | None, code: str | None, now: dt.datetime) -> None:
+        """A notice of a ladder failed for good: flag the contact; a text or email lost
+        brings the first call forward, a call lost leaves that number out of later rounds."""
+        of = pending.get(_OF_LADDER + str(notice_id).encode())
+        if of is None:
+            return
+        ladder_id = of.decode()
+        if ladder_id.count("|") == 2:
+            ladder_id = ladder_id.rpartition("|")[0]
+        await self._flag(RegistrationFlag(registration_id=registration_id, flag=FlagKind.CHANNEL_FAILED,
+                                          channel=channel, contact_index=index, notice_id=notice_id,
+                                          reason=code, at=now))
+        state = self._load(pending, ladder_id)
+        if state is None or state["esc"].state is not EscalationState.OPEN:
+            return
+        if channel is Channel.VOICE:
+            lost = (registration_id, index)
+            state["targets"] = [t for t in state["targets"] if (t["registration_id"], t["contact_index"]) != lost]
+            if all(t["contact_index"] != index for t in state["targets"]):
+                state["fallback"] = [t for t in state["fallback"] if t["contact_index"] != index]
+        else:
+            state["esc"] = ladders.channel_lost(state["esc"], now)
+        await self._save(pending, ladder_id, state)
+
+    def _acknowledge(self, state: dict, ack: Acknowledgement, now: dt.datetime) -> bool:
+        esc: Escalation = state["esc"]
+        if esc.state is EscalationState.ACKNOWLEDGED:
+            return False
+        state["esc"] = esc.model_copy(update={
+            "state": EscalationState.ACKNOWLEDGED, "acknowledged_by": ack.channel, "acknowledged_at": ack.at,
+            "next_call_at": None, "updated_at": now})
+        metrics.ESCALATIONS.labels(outcome="acknowledged").inc()
+        metrics.ACKNOWLEDGEMENTS.labels(channel=ack.channel.value).inc()
+        return True
+
+    async def _acknowledgements(self, pending: Pending, records: list, now: dt.datetime) -> None:
+        for r in records:
+            async with self.guard(r, "acknowledgement"):
+                ack = Acknowledgement.model_validate_json(r.value or b"")
+                ladder_id = _ladder_id(ack.registration_id, ack.event_id)
+                state = self._load(pending, ladder_id)
+                if state is None:
+                    # Before its ladder (a reply racing the notice): kept for when it opens.
+                    pending.put(_ACKED_EARLY + ladder_id.encode(), r.value)
+                    continue
+                if self._acknowledge(state, ack, now):
+                    pending.delete(state["end"].encode())
+                    self.log.info("acknowledged registration=%s event=%s channel=%s",
+                                  ack.registration_id, ack.event_id, ack.channel.value)
+                    await self._save(pending, ladder_id, state)
+
+    async def _give_up(self, pending: Pending, ladder_id: str, now: dt.datetime) -> None:
+        state = self._load(pending, ladder_id)
+        if state is None or state["esc"].state is not EscalationState.OPEN:
+            return
+        esc: Escalation = state["esc"]
+        state["esc"] = esc.model_copy(update={"state": EscalationState.UNACKNOWLEDGED, "next_call_at": None,
+                                              "updated_at": now})
+        metrics.ESCALATIONS.labels(outcome="unacknowledged").inc()
+        self.log.warning("not acknowledged registration=%s event=%s calls=%d",
+                         esc.registration_id, esc.event_id, esc.calls)
+        await self._save(pending, ladder_id, state)
+        await self._flag(RegistrationFlag(registration_id=esc.registration_id, flag=FlagKind.UNACKNOWLEDGED,
+                                          event_id=esc.event_id, reason=f"{esc.calls} calls", at=now))
+
+    async def _flag(self, flag: RegistrationFlag) -> None:
+        key = f"{flag.registration_id}:{flag.flag.value}"
+        if flag.channel is not None:
+            key += f":{flag.channel.value}:{flag.contact_index if flag.contact_index is not None else ''}"
+        if flag.event_id is not None:
+            key += f":{flag.event_id}"
+        metrics.REGISTRATION_FLAGS.labels(flag=flag.flag.value).inc()
+        await self.send(self.topics.registration_flags, key.encode(), flag.model_dump_json().encode(),
+                        self.home(flag.registration_id.encode()))

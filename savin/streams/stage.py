@@ -166,6 +166,11 @@ class Stage(Service):
     async def assigned(self, partitions: set[int]) -> None:
         """Called once the stores of ``partitions`` are up to date."""
 
+    async def tick(self) -> None:
+        """Called on every turn of the loop, batch or not, under the stage's lock: for work
+        that comes due by the clock (the deliver stage's timers). State it changes goes
+        through :meth:`Checkpoint.touch` and is committed like a batch's."""
+
     @property
     def batch_size(self) -> int:
         """Records per batch: one while the stage is isolating a record at fault."""
@@ -224,6 +229,8 @@ class Stage(Service):
                             batches = await self._set_aside(batches)
                         await self.handle(batches)
                         self._note_lag(batches)
+                    if self.ready.is_set():
+                        await self.tick()
                     self._expire()
                     cp = self.checkpoint
                     if cp.empty:

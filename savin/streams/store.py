@@ -61,7 +61,8 @@ class MemoryStore(Store):
         return [self._data.get(k) for k in keys]
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return iter([(k, v) for k, v in self._data.items() if k.startswith(prefix)])
+        # In key order, as RocksDB gives them (the deliver stage's timers rely on it).
+        return iter(sorted((k, v) for k, v in self._data.items() if k.startswith(prefix)))
 
     def _apply(self, puts: Mapping[bytes, bytes | None]) -> None:
         for key, value in puts.items():

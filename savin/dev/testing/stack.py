@@ -95,6 +95,8 @@ class LocalStack:
             "SAVIN_SMTP_USERNAME": SMTP_USER,
             "SAVIN_SMTP_PASSWORD": SMTP_PASSWORD,
             "SAVIN_SMTP_VERIFY_TLS": "false",
+            # Notices go out whatever the time of day; a test of quiet hours sets them.
+            "SAVIN_QUIET_HOURS": "none",
             **self.worker_env,
         }
 
