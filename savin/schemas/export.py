@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, TypeAdapter
 
 from savin.schemas.consent import Attempts, ConsentChange, Verification
+from savin.schemas.escalation import Acknowledgement, CallRecord, Escalation, RegistrationFlag
 from savin.schemas.events import EVENT_ADAPTER, EVENT_MODELS, SCHEMA_VERSION
 from savin.schemas.notices import DeadLetter, DeadLetterReplay, DeliveryResult, NoticeJob
 from savin.schemas.registration import Registration
@@ -44,6 +45,10 @@ def published_schemas() -> dict[str, dict]:
         "consent-change.schema.json": (ConsentChange, "ConsentChange"),
         "verification.schema.json": (Verification, "Verification"),
         "attempts.schema.json": (Attempts, "Attempts"),
+        "acknowledgement.schema.json": (Acknowledgement, "Acknowledgement"),
+        "escalation.schema.json": (Escalation, "Escalation"),
+        "call.schema.json": (CallRecord, "CallRecord"),
+        "registration-flag.schema.json": (RegistrationFlag, "RegistrationFlag"),
     }
     for event_type, model in EVENT_MODELS.items():
         models[f"events/{event_type}.schema.json"] = (model, model.__name__)
