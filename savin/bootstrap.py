@@ -17,10 +17,12 @@ from savin.notifiers.dispatcher import Dispatcher
 from savin.rendering import LinkMaker, Renderer
 from savin.sealing import Sealer
 from savin.settings import PREFIX, Settings
+from savin.streams.calls import CallBook
+from savin.topics import Topics
 
 __all__ = [
     "StartupError", "build_sealer", "build_notifiers", "build_links", "build_dispatcher", "build_app",
-    "quiet_third_party_logs",
+    "build_call_book", "web_base", "quiet_third_party_logs",
     "development_defaults", "check_settings", "check_providers", "setting_names",
 ]
 
@@ -50,6 +52,37 @@ def _twilio(settings: Settings, sealer: Sealer) -> Notifier:
     )
 
 
+def web_base(settings: Settings) -> str:
+    """The address of ``savin web`` as victims and Twilio reach it: SAVIN_PUBLIC_URL, else the portal's own."""
+    return (settings.public_url or f"http://{settings.portal_host}:{settings.portal_port}").rstrip("/")
+
+
+def build_call_book(settings: Settings) -> CallBook:
+    return CallBook(settings.kafka_bootstrap, Topics(settings).calls, settings.partitions)
+
+
+def _twilio_voice(settings: Settings, sealer: Sealer) -> Notifier | None:
+    """Calls, when the account has a caller ID for them (SAVIN_TWILIO_VOICE_FROM)."""
+    if not settings.twilio_voice_from:
+        return None
+    from savin.notifiers.twilio_voice import TwilioVoice
+
+    return TwilioVoice(
+        sealer=sealer,
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        from_number=settings.twilio_voice_from,
+        calls=build_call_book(settings),
+        link_key=derive_key(settings.web_secret.get_secret_value(), "links"),
+        web_base=web_base(settings),
+        calls_per_second=settings.twilio_calls_per_second,
+        pin_required=settings.voice_pin,
+        machine_detection=settings.voice_machine_detection,
+        base_url=settings.twilio_base_url,
+        timeout=settings.twilio_timeout,
+    )
+
+
 def _smtp(settings: Settings, sealer: Sealer) -> Notifier:
     from savin.notifiers.smtp_email import SmtpEmail
 
@@ -66,25 +99,27 @@ def _smtp(settings: Settings, sealer: Sealer) -> Notifier:
     )
 
 
-#: Each provider savin can send through: how to build it, and which setting holds
-#: each constructor argument a configuration fault can point at.
-PROVIDERS: dict[str, tuple[Callable[[Settings, Sealer], Notifier], dict[str, str]]] = {
+#: Each provider savin can send through: how to build it (None: not configured), and
+#: which setting holds each constructor argument a configuration fault can point at.
+PROVIDERS: dict[str, tuple[Callable[[Settings, Sealer], Notifier | None], dict[str, str]]] = {
     "twilio": (_twilio, {"account_sid": "twilio_account_sid", "auth_token": "twilio_auth_token"}),
+    "twilio-voice": (_twilio_voice, {"account_sid": "twilio_account_sid", "auth_token": "twilio_auth_token",
+                                     "from_number": "twilio_voice_from", "web_base": "public_url"}),
     "smtp": (_smtp, {"username": "smtp_username", "password": "smtp_password"}),
 }
 
 
 def build_notifiers(settings: Settings, sealer: Sealer | None = None) -> list[Notifier]:
-    """One notifier per provider; the dispatcher files each under the channel it declares."""
+    """One notifier per configured provider; the dispatcher files each under the channel it declares."""
     sealer = sealer or build_sealer(settings)
-    return [build(settings, sealer) for build, _ in PROVIDERS.values()]
+    built = (build(settings, sealer) for build, _ in PROVIDERS.values())
+    return [n for n in built if n is not None]
 
 
 def build_links(settings: Settings) -> LinkMaker:
-    """The links notice emails carry, to ``savin web`` (SAVIN_PUBLIC_URL, else the portal's
-    own address), signed with the key the web process reads them with."""
-    base = settings.public_url or f"http://{settings.portal_host}:{settings.portal_port}"
-    return LinkMaker(base, derive_key(settings.web_secret.get_secret_value(), "links"))
+    """The links notice emails carry, to ``savin web`` (:func:`web_base`), signed with
+    the key the web process reads them with."""
+    return LinkMaker(web_base(settings), derive_key(settings.web_secret.get_secret_value(), "links"))
 
 
 def build_dispatcher(settings: Settings, sealer: Sealer | None = None) -> Dispatcher:

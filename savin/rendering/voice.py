@@ -1,8 +1,9 @@
 """The voice channel: what a call says, part by part, and in which voice.
 
 A voice template extends ``base.voice.j2``, which holds the parts every call
-shares (``intro``, ``pin_prompt``, ``confirm_prompt``, ``machine_message``,
-``goodbye``, and the ``<Say>`` ``language`` and ``voice``); the event type's
+shares (``intro``, ``pin_prompt``, ``wrong_pin``, ``confirm_prompt``,
+``thanks``, ``machine_message``, ``goodbye``, and the ``<Say>`` ``language``
+and ``voice``); the event type's
 template fills ``notice`` and may change ``help``, the words before the
 Office of Victim Services' number, which together make the ``message``. As in
 email, the base renders the one part named by the ``part`` variable.
@@ -33,6 +34,7 @@ Dates and times come from the ``datetime`` and ``date`` filters in their
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -55,16 +57,26 @@ class RenderedVoice:
     intro: str
     #: Asks for the registrant's PIN and the pound key.
     pin_prompt: str
+    #: Said when a PIN is wrong, before it is asked for again.
+    wrong_pin: str
     #: The notice itself; said only after the PIN, never to an answering machine.
     message: str
     #: Press 1 to confirm, press 2 to hear the message again.
     confirm_prompt: str
+    #: Said when 1 confirmed the message: it is recorded.
+    thanks: str
     #: All an answering machine hears: the service, the portal and the office's number.
     machine_message: str
     goodbye: str
     #: The ``language`` and ``voice`` attributes of ``<Say>``.
     language: str
     voice: str
+    #: The event the call is about (an id, for the call's record; never said).
+    event_id: str = ""
+
+    def spoken(self) -> dict[str, str]:
+        """What the call says, part by part (everything but the event id)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "event_id"}
 
 
 class VoiceTemplate(ChannelTemplate):
@@ -74,7 +86,8 @@ class VoiceTemplate(ChannelTemplate):
 
     #: The parts rendered without the event, in :class:`RenderedVoice` order.
     neutral_parts: ClassVar[tuple[str, ...]] = (
-        "intro", "pin_prompt", "confirm_prompt", "machine_message", "goodbye", "language", "voice",
+        "intro", "pin_prompt", "wrong_pin", "confirm_prompt", "thanks", "machine_message", "goodbye",
+        "language", "voice",
     )
 
     def __init__(self, name: str, language: str, template: jinja2.Template):
@@ -90,7 +103,7 @@ class VoiceTemplate(ChannelTemplate):
         neutral = {"lang": self.language, "tz": timezone, **helpers}
         parts = {part: self._part(part, neutral) for part in self.neutral_parts}
         message = self._part("message", {**self.context(event, timezone), **helpers})
-        return RenderedVoice(message=message, **parts)
+        return RenderedVoice(message=message, event_id=str(event.get("event_id", "")), **parts)
 
     def _part(self, part: str, context: dict[str, Any]) -> str:
         return _one_line(self.call(self.template, {**context, "part": part}))
