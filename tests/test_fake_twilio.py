@@ -1,16 +1,20 @@
 """The fake Twilio: Twilio's spec fetched and cached, every request validated
 against it with openapi-core, Twilio's error shape, faults, outages, latency and
-signed status callbacks. Real servers and the official SDK; nothing is mocked."""
+signed status callbacks; calls placed to scripted callees that follow a small
+TwiML server's documents, signatures checked with the SDK's RequestValidator.
+Real servers and the official SDK; nothing is mocked."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import hashlib
 import http.server
 import io
 import json
 import logging
+import re
 import tarfile
 import threading
 import time
@@ -29,7 +33,7 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from savin.dev.broker import free_port
-from savin.dev.testing.fake_twilio import ACCOUNT, MESSAGE, MESSAGES, FakeTwilio
+from savin.dev.testing.fake_twilio import ACCOUNT, CALL, CALLS, MESSAGE, MESSAGES, Callee, CalleeKind, FakeTwilio, Said
 from savin.dev.testing.fake_twilio import OPERATIONS as SERVED
 from savin.dev.testing.twilio_spec import (
     FILENAME,
@@ -275,7 +279,7 @@ async def test_a_request_against_the_spec_is_refused_naming_the_field(fake, form
 async def test_wrong_content_type_unknown_paths_and_methods(fake):
     status, body = await post(fake, json={"To": TO, "From": FROM, "Body": "hi"})
     assert (status, body["code"]) == (400, 20001) and "Content-Type" in body["message"]
-    status, body = await post(fake, {"To": TO}, path=f"/2010-04-01/Accounts/{SID}/Calls.json")
+    status, body = await post(fake, {"FriendlyName": "q"}, path=f"/2010-04-01/Accounts/{SID}/Queues.json")
     assert (status, body["code"]) == (404, 20404)
     status, body = await post(fake, method="DELETE")
     assert (status, body["code"]) == (405, 20004)
@@ -358,7 +362,7 @@ async def test_a_rotated_token_refuses_the_old_one_and_signs_callbacks_with_the_
 def test_every_operation_served_is_in_twilios_spec():
     trimmed = trimmed_spec(SERVED)
     assert {path: sorted(k for k in item if k in ("get", "post")) for path, item in trimmed["paths"].items()} == {
-        MESSAGES: ["post"], MESSAGE: ["get"], ACCOUNT: ["get"]}
+        MESSAGES: ["post"], MESSAGE: ["get"], CALLS: ["post"], CALL: ["get"], ACCOUNT: ["get"]}
 
 
 # ---- faults, outages, latency -----------------------------------------------------------------
@@ -582,5 +586,397 @@ async def test_numbers_and_bodies_are_never_logged(fake, caplog):
         await receiver.wait(2)
     assert fake.rejected and fake.faults and fake.messages
     for text in (TO, "+15005550004", FROM, body):
+        assert text not in caplog.text
+        assert all(text not in reason for _, reason in fake.rejected)
+
+
+# ---- calls: the request ---------------------------------------------------------------------
+
+CALLS_PATH = f"/2010-04-01/Accounts/{SID}/Calls.json"
+CALL_CASES = [
+    {"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/voice/calls/t", "Method": "POST", "Timeout": "25",
+     "MachineDetection": "Enable", "StatusCallback": "http://127.0.0.1:1/cb?notice_id=1",
+     "StatusCallbackEvent": "completed"},
+    {"To": TO, "From": FROM, "Twiml": "<Response><Say>hi</Say></Response>"},
+    {"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "Timeout": "soon"},
+    {"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "Method": "PUT"},
+    {"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "Record": "perhaps"},
+    {"To": TO, "From": FROM, "ApplicationSid": "AP-nope"},
+    {"From": FROM, "Url": "http://127.0.0.1:1/v"},
+]
+
+
+@pytest.mark.parametrize("form", CALL_CASES)
+def test_the_fast_accept_of_calls_never_accepts_what_openapi_core_refuses(form):
+    body = urllib.parse.urlencode(form).encode()
+    reference = OpenAPI.from_dict(trimmed_spec({CALLS: ["post"]}))
+    request = MockRequest("https://api.twilio.com", "post", CALLS_PATH, data=body, headers=AUTH,
+                          content_type=FORM_TYPE)
+    refused = bool(list(reference.request_validator.iter_errors(request)))
+    validator = SpecValidator(SERVED)
+    assert any(f.accepts("POST", CALLS_PATH, AUTH, FORM_TYPE, body) for f in validator._fast) == (not refused)
+    assert bool(validator.problems("POST", CALLS_PATH, AUTH, FORM_TYPE, body)) == refused
+
+
+@pytest.mark.parametrize("form,code,field", [
+    ({"From": FROM, "Url": "http://127.0.0.1:1/v"}, 21201, "To"),
+    ({"To": TO, "Url": "http://127.0.0.1:1/v"}, 21213, "From"),
+    ({"To": "", "From": FROM, "Url": "http://127.0.0.1:1/v"}, 21201, "To"),
+    ({"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "Timeout": "soon"}, 20001, "Timeout"),
+    ({"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "Method": "PUT"}, 20001, "Method"),
+    ({"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "Colour": "blue"}, 20001, "Colour"),
+    ({"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "MachineDetection": "Yes"}, 20001, "MachineDetection"),
+    ({"To": TO, "From": FROM, "Url": "http://127.0.0.1:1/v", "StatusCallbackEvent": "hung-up"}, 20001,
+     "StatusCallbackEvent"),
+    ({"To": TO, "From": FROM}, 21205, "Url"),
+    ({"To": TO, "From": FROM, "Url": "/voice/calls/relative"}, 21205, "Url"),
+    ({"To": TO, "From": FROM, "ApplicationSid": "AP" + "0" * 32}, 21218, "ApplicationSid"),
+])
+async def test_a_call_against_the_spec_or_twilios_rules_is_refused_naming_the_field(fake, form, code, field):
+    status, body = await post(fake, form, path=CALLS_PATH)
+    assert (status, body["code"], body["status"]) == (400, code, 400)
+    ((path, reason),) = fake.rejected
+    assert path == CALLS_PATH and field in reason and TO not in reason and TO not in body["message"]
+    assert fake.calls == []
+
+
+async def test_the_sdk_places_a_call_as_the_voice_notifier_does(fake):
+    client = sdk(fake.base_url)
+    try:
+        call = await client.calls.create_async(
+            to=TO, from_=FROM, url="http://127.0.0.1:9/voice/calls/tok", method="POST", machine_detection="Enable",
+            status_callback="http://127.0.0.1:9/callbacks/twilio/voice?notice_id=n-1&registration_id=R-1",
+            status_callback_event=["completed"], timeout=25)
+        fetched = await client.calls(call.sid).fetch_async()
+    finally:
+        await client.http_client.close()
+    assert fake.rejected == []
+    assert type(call).__name__ == "CallInstance" and re.fullmatch(r"CA[0-9a-f]{32}", call.sid)
+    assert (call.status, call.to, call._from, call.direction, call.account_sid) == (
+        "queued", TO, FROM, "outbound-api", SID)
+    (placed,) = fake.calls
+    assert (placed.sid, placed.to, placed.from_, placed.url, placed.method, placed.machine_detection, placed.timeout,
+            placed.status_callback_events) == (call.sid, TO, FROM, "http://127.0.0.1:9/voice/calls/tok", "POST",
+                                               "Enable", 25, ("completed",))
+    assert placed.status_callback.endswith("/callbacks/twilio/voice?notice_id=n-1&registration_id=R-1")
+    assert fetched.sid == call.sid and 0 <= time.time() - placed.at < 10
+    # Nobody serves the TwiML: Twilio's 11200, and the call still ends and says so.
+    (done,) = await fake.wait_calls_async(1)
+    assert (done.status, done.http, done.errors[0]) == ("completed", [-1], "11200 HTTP retrieval failure")
+
+
+async def test_the_call_resource_matches_twilios_response_schema(fake):
+    form = {"To": TO, "From": FROM, "Url": "http://127.0.0.1:9/v"}
+    status, created = await post(fake, form, path=CALLS_PATH)
+    (done,) = await fake.wait_calls_async(1)
+    _, fetched = await get(fake, f"{CALLS_PATH[:-5]}/{created['sid']}.json")
+    assert status == 201 and created["status"] == "queued" and created["duration"] is None
+    assert (fetched["status"], fetched["duration"], fetched["answered_by"]) == ("completed", str(done.duration), None)
+    reference = OpenAPI.from_dict(trimmed_spec({CALLS: ["post"], CALL: ["get"]}))
+    body = urllib.parse.urlencode(form).encode()
+    create = MockRequest("https://api.twilio.com", "post", CALLS_PATH, data=body, headers=AUTH, content_type=FORM_TYPE)
+    fetch = MockRequest("https://api.twilio.com", "get", f"{CALLS_PATH[:-5]}/{created['sid']}.json", headers=AUTH)
+    for request, answer, code in ((create, created, 201), (fetch, fetched, 200)):
+        reference.validate_response(request, MockResponse(json.dumps(answer).encode(), status_code=code,
+                                                          content_type="application/json"))
+    assert (await get(fake, f"{CALLS_PATH[:-5]}/CA{'0' * 32}.json"))[0] == 404
+
+
+@pytest.mark.parametrize("number,code", list(FakeTwilio.CALL_FAULT_NUMBERS.items()))
+async def test_call_fault_numbers_answer_their_error(fake, number, code):
+    status, body = await post(fake, {"To": number, "From": FROM, "Url": "http://127.0.0.1:9/v"}, path=CALLS_PATH)
+    assert (status, body["code"]) == ({20429: 429, 20500: 500}.get(code, 400), code)
+    assert [f.to_ref for f in fake.faults] == [FakeTwilio.number_ref(number)] and fake.calls == []
+
+
+@pytest.mark.parametrize("caller_id,code", list(FakeTwilio.CALLER_ID_FAULTS.items()))
+async def test_a_caller_id_not_of_the_account_is_refused(fake, caller_id, code):
+    status, body = await post(fake, {"To": TO, "From": caller_id, "Url": "http://127.0.0.1:9/v"}, path=CALLS_PATH)
+    assert (status, body["code"]) == (400, code) and fake.calls == []
+
+
+async def test_calls_beyond_calls_per_second_get_429(fake):
+    fake.calls_per_second = 1
+    form = {"To": TO, "From": FROM, "Url": "http://127.0.0.1:9/v"}
+    first, second = [await post(fake, form, path=CALLS_PATH) for _ in range(2)]
+    assert first[0] == 201 and (second[0], second[1]["code"]) == (429, 20429)
+    assert fake.too_many_requests == 1 and [f.code for f in fake.faults] == [20429]
+    await asyncio.sleep(1.0)
+    assert (await post(fake, form, path=CALLS_PATH))[0] == 201
+    fake.calls_per_second = 2
+    results = [(await post(fake, form, path=CALLS_PATH))[0] for _ in range(3)]
+    assert results.count(201) == 1 and fake.too_many_requests == 3  # one of the two this second was taken
+    fake.calls_per_second = None
+    assert {(await post(fake, form, path=CALLS_PATH))[0] for _ in range(5)} == {201}
+    assert len(fake.calls) == 8
+
+
+def test_a_callee_is_checked_when_scripted():
+    assert Callee("machine").kind is CalleeKind.MACHINE and Callee().kind is CalleeKind.PERSON
+    with pytest.raises(TypeError):
+        Callee(digits="2468#")
+    with pytest.raises(ValueError):
+        Callee(digits=("12a",))
+    with pytest.raises(ValueError):
+        Callee(kind="robot")
+    with pytest.raises(ValueError):
+        Callee(answered_by="robot")
+
+
+# ---- calls: the callee follows the TwiML ------------------------------------------------------
+
+
+class VoiceApp:
+    """savin's side of a call in miniature: TwiML by path (text, a function of the
+    request's parameters, or an HTTP status), every request's signature checked as
+    savin checks it, and (path, method, parameters, signature valid) recorded.
+    Paths it has no page for (status callbacks) answer 204."""
+
+    def __init__(self, pages: dict, token: str = TOKEN, content_type: str = "text/xml"):
+        self.pages, self.token, self.content_type = pages, token, content_type
+        self.requests: list[tuple[str, str, dict[str, str], bool]] = []
+
+    async def __aenter__(self) -> "VoiceApp":
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.runner.cleanup()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = dict(await request.post()) if request.method == "POST" else {}
+        valid = RequestValidator(self.token).validate(str(request.url), form,
+                                                      request.headers.get("X-Twilio-Signature", ""))
+        params = form if request.method == "POST" else dict(request.query)
+        self.requests.append((request.path, request.method, params, valid))
+        page = self.pages.get(request.path)
+        if not valid:
+            return web.Response(status=403)
+        if page is None or isinstance(page, int):
+            return web.Response(status=page or 204)
+        return web.Response(text=page(params) if callable(page) else page, content_type=self.content_type)
+
+    def got(self, path: str) -> list[dict[str, str]]:
+        return [params for p, _, params, _ in self.requests if p == path]
+
+
+PIN_FLOW = {
+    "/voice": ('<?xml version="1.0" encoding="UTF-8"?><Response>'
+               '<Say voice="Polly.Joanna" language="en-US">This is the Missouri victim notification line.</Say>'
+               '<Gather input="dtmf" finishOnKey="#" timeout="8" action="pin?step=1">'
+               '<Say voice="Polly.Joanna" language="en-US">Enter your PIN, then press pound.</Say></Gather>'
+               '<Say>We did not get your PIN.</Say></Response>'),
+    "/pin": ('<Response><Gather numDigits="1" action="/confirm"><Say language="en-US">Jonah Doe was released.'
+             ' Press <emphasis>1</emphasis> to confirm.</Say><Pause length="3"/></Gather>'
+             '<Redirect>/voice/again</Redirect></Response>'),
+    "/confirm": "<Response><Say>Thank you.</Say><Hangup/><Say>never heard</Say></Response>",
+    "/voice/again": "<Response><Say>Goodbye.</Say></Response>",
+}
+CALL_PARAMETERS = {"AccountSid", "ApiVersion", "CallSid", "CallStatus", "Called", "Caller", "Direction", "From", "To"}
+
+
+async def call(fake: FakeTwilio, app: VoiceApp, to: str = TO, path: str = "/voice", **extra):
+    form = {"To": to, "From": FROM, "Url": app.url(path), "StatusCallback": app.url("/status?notice_id=n-1"),
+            **extra}
+    status, body = await post(fake, form, path=CALLS_PATH)
+    assert status == 201, body
+    (done,) = [c for c in await fake.wait_calls_async(len(fake.calls)) if c.sid == body["sid"]]
+    return done
+
+
+async def test_a_person_enters_the_pin_and_confirms(fake):
+    fake.callees[TO] = Callee(digits=("2468#", "17"))
+    async with VoiceApp(PIN_FLOW) as app:
+        done = await call(fake, app, MachineDetection="Enable")
+    assert [(p, m, valid) for p, m, _, valid in app.requests] == [
+        ("/voice", "POST", True), ("/pin", "POST", True), ("/confirm", "POST", True), ("/status", "POST", True)]
+    first, pin, confirm, status = (params for _, _, params, _ in app.requests)
+    assert set(first) == CALL_PARAMETERS | {"AnsweredBy"}
+    assert (first["CallSid"], first["AccountSid"], first["CallStatus"], first["Direction"], first["ApiVersion"]) == (
+        done.sid, SID, "in-progress", "outbound-api", "2010-04-01")
+    assert (first["From"], first["Caller"], first["To"], first["Called"], first["AnsweredBy"]) == (
+        FROM, FROM, TO, TO, "human")
+    assert (pin["Digits"], confirm["Digits"]) == ("2468", "1")  # the pound key stripped; numDigits=1 takes one
+    assert app.got("/pin") == [pin] and pin.keys() - first.keys() == {"Digits"}
+    assert done.said == [
+        Said("This is the Missouri victim notification line.", "Polly.Joanna", "en-US"),
+        Said("Enter your PIN, then press pound.", "Polly.Joanna", "en-US"),
+        Said("Jonah Doe was released. Press 1 to confirm.", None, "en-US"),
+        Said("Thank you.", None, None)]
+    assert "Jonah Doe was released" in done.spoken and "never heard" not in done.spoken
+    assert (done.status, done.answered_by, done.digits, done.http) == ("completed", "human", ["2468", "1"], [200] * 3)
+    assert done.verbs == ["Say", "Gather", "Gather", "Say", "Hangup"] and done.errors == []
+    assert done.twiml == [PIN_FLOW["/voice"], PIN_FLOW["/pin"], PIN_FLOW["/confirm"]]
+    assert set(status) == CALL_PARAMETERS | {"AnsweredBy", "CallDuration", "CallbackSource", "SequenceNumber",
+                                             "Timestamp"}
+    assert (status["CallStatus"], status["AnsweredBy"], status["CallDuration"], status["SequenceNumber"],
+            status["CallbackSource"]) == ("completed", "human", str(done.duration), "0", "call-progress-events")
+    assert email.utils.parsedate_to_datetime(status["Timestamp"]).tzinfo is not None
+    assert done.duration >= 6 and done.callbacks == [("completed", 204)] and done.finished
+
+
+async def test_a_person_who_types_nothing_hears_what_follows_the_gather(fake):
+    async with VoiceApp(PIN_FLOW) as app:
+        done = await call(fake, app)  # the default callee: answers, listens, presses nothing
+    assert [p for p, *_ in app.requests] == ["/voice", "/status"]
+    assert "AnsweredBy" not in app.got("/voice")[0]  # no machine detection asked
+    assert [s.text for s in done.said][-1] == "We did not get your PIN." and done.digits == []
+    assert done.duration >= 8 + 3  # the Gather's timeout counts, without waiting for it
+
+
+async def test_a_pin_typed_without_the_pound_key_is_sent_after_the_timeout(fake):
+    fake.callees[TO] = Callee(digits=("2468", ""))
+    async with VoiceApp(PIN_FLOW) as app:
+        done = await call(fake, app)
+    assert done.digits == ["2468"] and [p for p, *_ in app.requests][-2:] == ["/voice/again", "/status"]
+
+
+async def test_a_machine_hears_everything_and_types_nothing(fake):
+    fake.callees[TO] = Callee(CalleeKind.MACHINE, digits=("2468#",))
+    async with VoiceApp(PIN_FLOW) as app:
+        enabled = await call(fake, app, MachineDetection="Enable")
+        message_end = await call(fake, app, MachineDetection="DetectMessageEnd")
+        undetected = await call(fake, app)
+    assert [c.answered_by for c in (enabled, message_end, undetected)] == ["machine_start", "machine_end_beep", None]
+    assert [params.get("AnsweredBy") for params in app.got("/voice")] == ["machine_start", "machine_end_beep", None]
+    assert all(c.digits == [] and c.said[-1].text == "We did not get your PIN." for c in (enabled, message_end))
+    assert app.got("/status")[0]["AnsweredBy"] == "machine_start"
+
+
+async def test_answered_by_can_be_scripted(fake):
+    fake.callees[TO] = Callee(CalleeKind.MACHINE, answered_by="human")  # detection mistakes it for a person
+    async with VoiceApp(PIN_FLOW) as app:
+        done = await call(fake, app, MachineDetection="Enable")
+    assert done.answered_by == "human" and done.digits == []
+
+
+async def test_a_callee_who_hangs_up_at_once(fake):
+    fake.callees[TO] = Callee(CalleeKind.HANGS_UP)
+    async with VoiceApp(PIN_FLOW) as app:
+        done = await call(fake, app, MachineDetection="Enable")
+    assert [p for p, *_ in app.requests] == ["/voice", "/status"]
+    assert (done.status, done.answered_by, done.said, done.twiml, done.duration) == (
+        "completed", "human", [], [PIN_FLOW["/voice"]], 1)
+
+
+@pytest.mark.parametrize("kind,status", [("no_answer", "no-answer"), ("busy", "busy"), ("failed", "failed")])
+async def test_callees_who_never_answer(fake, kind, status):
+    fake.callees[TO] = Callee(kind)
+    async with VoiceApp(PIN_FLOW) as app:
+        done = await call(fake, app, MachineDetection="Enable")
+    (params,) = app.got("/status")
+    assert [p for p, *_ in app.requests] == ["/status"]
+    assert (params["CallStatus"], params["CallDuration"], "AnsweredBy" in params) == (status, "0", False)
+    assert (done.status, done.answered_by, done.twiml, done.duration, done.answered_at) == (status, None, [], 0, None)
+
+
+async def test_progress_events_come_in_sequence_and_signed(fake):
+    async with VoiceApp(PIN_FLOW) as app:
+        form = [("To", TO), ("From", FROM), ("Url", app.url("/voice")), ("StatusCallback", app.url("/status")),
+                *(("StatusCallbackEvent", e) for e in ("initiated", "ringing", "answered", "completed"))]
+        assert (await post(fake, form, path=CALLS_PATH))[0] == 201
+        (done,) = await fake.wait_calls_async(1)
+    statuses = [(p["CallStatus"], p["SequenceNumber"]) for p in app.got("/status")]
+    assert statuses == [("ringing", "0"), ("in-progress", "1"), ("completed", "2")]
+    assert "CallDuration" not in app.got("/status")[1] and all(valid for *_, valid in app.requests)
+    assert done.callbacks == [("ringing", 204), ("in-progress", 204), ("completed", 204)]
+
+
+async def test_get_requests_carry_the_parameters_in_the_query_and_are_signed(fake):
+    fake.callees[TO] = Callee(digits=("1",))
+    pages = {"/voice": '<Response><Gather method="GET" action="/next"/></Response>',
+             "/next": "<Response><Say>ok</Say></Response>"}
+    async with VoiceApp(pages) as app:
+        done = await call(fake, app, Method="GET", StatusCallbackMethod="GET")
+    assert [(p, m, valid) for p, m, _, valid in app.requests] == [
+        ("/voice", "GET", True), ("/next", "GET", True), ("/status", "GET", True)]
+    assert app.got("/next")[0]["Digits"] == "1" and app.got("/status")[0]["notice_id"] == "n-1"
+    assert done.said == [Said("ok", None, None)]
+
+
+async def test_inline_twiml_and_a_url_that_wins_over_it(fake):
+    async with VoiceApp({"/voice": "<Response><Say>from the url</Say></Response>"}) as app:
+        status, _ = await post(fake, {"To": TO, "From": FROM, "Twiml": '<Response><Say loop="2">inline</Say>'
+                                      '<Redirect method="POST">' + app.url("/voice") + "</Redirect></Response>"},
+                               path=CALLS_PATH)
+        both = await call(fake, app, Twiml="<Response><Say>ignored</Say></Response>")
+    inline = (await fake.wait_calls_async(2))[0]
+    assert [s.text for s in inline.said] == ["inline", "inline", "from the url"] and inline.http == [200]
+    assert inline.url is None and inline.twiml[0].startswith("<Response><Say loop")
+    assert both.spoken == "from the url"
+
+
+@pytest.mark.parametrize("pages,content_type,error", [
+    ({"/voice": 500}, "text/xml", "11200 HTTP retrieval failure"),
+    ({"/voice": "<Response><Say>unclosed</Response>"}, "text/xml", "12100 Document parse failure"),
+    ({"/voice": "<Html><Say>hi</Say></Html>"}, "text/xml", "12100 Document parse failure"),
+    ({"/voice": "<Response><Say>hi</Say></Response>"}, "application/json", "12300 Invalid Content-Type"),
+    ({"/voice": "<Response><Dial>+15735550199</Dial></Response>"}, "text/xml", "12200 Schema validation warning"),
+    ({"/voice": "<Response><Gather><Dial/></Gather></Response>"}, "text/xml", "12200 Schema validation warning"),
+    ({"/voice": '<Response><Redirect method="PUT">/voice</Redirect></Response>'}, "text/xml", "12200"),
+    ({"/voice": "<Response><Redirect>ftp://example.test/x</Redirect></Response>"}, "text/xml", "11100"),
+])
+async def test_what_twilio_cannot_follow_ends_the_call_with_its_error(fake, pages, content_type, error):
+    fake.callees[TO] = Callee(digits=("1",))
+    async with VoiceApp(pages, content_type=content_type) as app:
+        done = await call(fake, app)
+    assert len(done.errors) == 1 and done.errors[0].startswith(error)
+    assert done.status == "completed" and app.got("/status")[0]["CallStatus"] == "completed"
+    assert "+1573555" not in done.errors[0]
+
+
+async def test_a_redirect_loop_is_cut_short(fake):
+    fake.max_twiml_fetches = 5
+    async with VoiceApp({"/voice": '<Response><Pause/><Redirect></Redirect></Response>'}) as app:
+        done = await call(fake, app)
+    assert len(app.got("/voice")) == 5 and done.http == [200] * 5
+    assert done.errors == ["the call asked for TwiML more than 5 times"] and done.duration == 5
+
+
+async def test_a_signature_with_another_token_is_refused_by_the_app(fake):
+    async with VoiceApp(PIN_FLOW, token="another-token") as app:
+        done = await call(fake, app)
+    assert done.http == [403] and done.errors == ["11200 HTTP retrieval failure"]
+    assert done.callbacks == [("completed", 403)]
+
+
+def test_calls_from_a_thread_and_waiting_for_them():
+    fake = FakeTwilio(SID, TOKEN).start_in_thread()
+    fake.callees[TO] = Callee(CalleeKind.BUSY)
+
+    async def place() -> list:
+        return [await post(fake, {"To": number, "From": FROM, "Url": "http://127.0.0.1:9/v"}, path=CALLS_PATH)
+                for number in (TO, "+15735550102")]
+
+    try:
+        assert {status for status, _ in asyncio.run(place())} == {201}
+        done = fake.wait_calls(2, 5)
+        assert sorted(c.status for c in done) == ["busy", "completed"]
+        with pytest.raises(TimeoutError, match="2 of 3 calls"):
+            fake.wait_calls(3, 0.1)
+        fake.reset()
+        assert fake.calls == []
+    finally:
+        fake.stop_thread()
+
+
+async def test_numbers_digits_and_words_of_calls_are_never_logged(fake, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake.callees[TO] = Callee(digits=("2468#", "1"))
+    async with VoiceApp(PIN_FLOW) as app:
+        await call(fake, app, MachineDetection="Enable")
+        await post(fake, {"To": "+15005550004", "From": FROM, "Url": app.url("/voice")}, path=CALLS_PATH)
+        await post(fake, {"To": TO, "From": FROM}, path=CALLS_PATH)
+    assert fake.faults and fake.rejected and fake.calls
+    for text in (TO, FROM, "+15005550004", "2468", "Jonah", "released"):
         assert text not in caplog.text
         assert all(text not in reason for _, reason in fake.rejected)

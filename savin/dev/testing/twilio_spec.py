@@ -474,9 +474,11 @@ def _schema_field(error: Any) -> str | None:
     if path:
         return str(path[0])
     if getattr(error, "validator", None) == "required":
+        # jsonschema makes one error per missing property and names it only in the message.
         instance = error.instance if isinstance(error.instance, Mapping) else {}
         missing = [name for name in error.validator_value if name not in instance]
-        return missing[0] if missing else None
+        named = [name for name in missing if str(getattr(error, "message", "")).startswith(f"{name!r} ")]
+        return (named or missing or [None])[0]
     return None
 
 
