@@ -20,7 +20,7 @@ def test_quick_bench_writes_every_figure(kafka_bootstrap, tmp_path):
                            "--duration", "5", "--recovery-registrations", "5000"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for stage in ("baseline", "match", "send", "latency", "recovery"):
+    for stage in ("baseline", "match", "send", "latency", "recovery", "acknowledgement"):
         assert f"] {stage}" in done.stdout  # progress was shown
 
     results = json.loads((out / "results.json").read_text())
@@ -40,6 +40,9 @@ def test_quick_bench_writes_every_figure(kafka_bootstrap, tmp_path):
     recovery = results["recovery"]
     assert recovery["registrations"] == 5_000
     assert recovery["seconds_to_first_notice"] > 0 and recovery["peak_rss_mb"] > 0
+    ack = results["acknowledgement"]
+    assert ack["events"] == 5 and 0 < ack["p50_ms"] <= ack["max_ms"] and ack["calls"] >= 5
+    assert ack["steps_after_acknowledgement"] == 0
     assert set(results["targets"]) == {"match_ratio", "send_per_second", "latency_p99_ms", "recovery_seconds",
                                        "peak_rss_mb"}
 

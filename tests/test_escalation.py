@@ -13,10 +13,10 @@ import pytest
 from support import event, eventually, phone, registration
 
 from savin.ops.reading import read_topic
-from savin.schemas import DeliveryResult, DeliveryStatus
+from savin.schemas import DeliveryStatus
 from savin.schemas.escalation import (
-    Acknowledgement,
     AckChannel,
+    Acknowledgement,
     Escalation,
     EscalationState,
     FlagKind,
@@ -138,3 +138,221 @@ async def test_an_acknowledgement_ends_the_ladder_and_without_one_it_ends_unackn
     assert (found[("R-SILENT", eid)].updated_at - found[("R-SILENT", eid)].started_at).total_seconds() >= 20
     unacknowledged = [f for f in await flags(stack) if f.flag is FlagKind.UNACKNOWLEDGED]
     assert [f.registration_id for f in unacknowledged] == ["R-SILENT"]
+
+
+# ---- with calls: the worker and savin web, the fake Twilio placing calls ------------------------
+
+PIN = "2468"
+
+
+def caller(rid: str, offender: str, *, sms: str | None = None, voice: str | None = None,
+           email: str | None = None, language: str = "en") -> str:
+    """A registration with a PIN and the given verified contacts."""
+    contacts = [{"channel": channel, "address": address, "verified": True}
+                for channel, address in (("sms", sms), ("email", email), ("voice", voice)) if address]
+    return json.dumps({"registration_id": rid, "offender_id": offender, "name": "Test Registrant",
+                       "language": language, "contacts": contacts, "pin": PIN})
+
+
+def calls_to(stack, number: str):
+    return [c for c in stack.twilio.calls if c.to == number]
+
+
+async def ladder_of(stack, rid: str, eid: str) -> Escalation | None:
+    return (await escalations(stack)).get((rid, eid))
+
+
+async def settled(count, quiet: float) -> None:
+    """Wait until ``count()`` has not changed for ``quiet`` seconds."""
+    import asyncio
+
+    last = count()
+    while True:
+        await asyncio.sleep(quiet)
+        if (now := count()) == last:
+            return
+        last = now
+
+
+def no_content(call, offender_name: str = "Jonah Test Doe") -> None:
+    """Nothing a call said names the offender or what happened."""
+    spoken = call.spoken.lower()
+    for word in (*offender_name.lower().split(), "escaped", "escape", "released", "custody"):
+        assert word not in spoken, (word, call.spoken)
+    for document in call.twiml:
+        assert "Jonah" not in document and "Doe" not in document
+
+
+async def test_an_sms_reply_with_the_code_in_the_first_step_means_no_call(stack):
+    from savin.dev.testing.callee import Callee
+
+    web = stack.start_web()
+    stack.start_worker(**SHORT_LADDER)
+    number = phone(401)
+    stack.twilio.callees[number] = Callee("person", digits=(PIN + "#", "1"))
+    await stack.import_registrations([caller("R-TEXT", "O-TEXT", sms=number, voice=number)])
+    escape = event("ESCAPED", "O-TEXT")
+    await stack.publish_events([json.dumps(escape)])
+    await eventually(lambda: sms_to(stack, number), 30, "the escape text")
+    (text,) = sms_to(stack, number)
+    ladder = await eventually(lambda: ladder_of(stack, "R-TEXT", escape["event_id"]), 30, "the ladder")
+    assert f"Reply {ladder.code} to confirm" in text
+
+    reply = await stack.twilio.send_incoming(f"{web.url}/webhooks/twilio/sms", number, ladder.code.lower())
+    assert reply.status == 200 and reply.messages and "Thank you" in reply.messages[0]
+
+    async def acknowledged():
+        e = await ladder_of(stack, "R-TEXT", escape["event_id"])
+        return e if e.state is EscalationState.ACKNOWLEDGED else None
+
+    done = await eventually(acknowledged, 30, "the ladder acknowledged")
+    assert done.acknowledged_by is AckChannel.SMS and done.calls == 0
+    # Past the first call's time (6 s) and a repeat's: still no call, no second text.
+    import asyncio
+
+    await asyncio.sleep(12)
+    assert calls_to(stack, number) == [] and len(sms_to(stack, number)) == 1
+
+
+async def test_unacknowledged_the_call_follows_and_the_pin_and_1_end_every_later_step(stack):
+    from savin.dev.testing.callee import Callee
+
+    stack.start_web()
+    stack.start_worker(**SHORT_LADDER)
+    number = phone(402)
+    stack.twilio.callees[number] = Callee("person", digits=(PIN + "#", "1"))
+    await stack.import_registrations([caller("R-CALL", "O-CALL", sms=number, voice=number,
+                                             email="call@example.org", language="es")])
+    escape = event("ESCAPED", "O-CALL")
+    await stack.publish_events([json.dumps(escape)])
+    await eventually(lambda: sms_to(stack, number) and stack.smtp.messages, 30, "the text and email")
+    sent_at = [m for m in stack.twilio.messages if m.to == number][0].at
+
+    (call,) = await stack.twilio.wait_calls_async(1, timeout=60)
+    assert call.at - sent_at >= 5.5, "the call came before the first step's wait"
+    assert call.digits == [PIN, "1"]
+    said = [s for s in call.said]
+    assert all(s.language == "es-MX" and s.voice == "Polly.Mia" for s in said)
+    assert "Jonah Test Doe" in call.spoken or "Jonah" in call.spoken  # the notice, after the PIN
+
+    async def acknowledged():
+        e = await ladder_of(stack, "R-CALL", escape["event_id"])
+        return e if e.state is EscalationState.ACKNOWLEDGED else None
+
+    done = await eventually(acknowledged, 30, "the call's acknowledgement")
+    assert done.acknowledged_by is AckChannel.VOICE and done.calls == 1
+    # Past two more repeat intervals and the ladder's end: nothing more on any channel.
+    await settled(lambda: (len(stack.twilio.calls), len(stack.twilio.messages), len(stack.smtp.messages)), 10)
+    assert len(calls_to(stack, number)) == 1 and len(sms_to(stack, number)) == 1 and len(stack.smtp.messages) == 1
+    assert not [f for f in await flags(stack) if f.registration_id == "R-CALL"]
+
+
+async def test_calls_nobody_answers_repeat_on_schedule_and_the_ladder_ends_unacknowledged(stack):
+    from savin.dev.testing.callee import Callee
+
+    stack.start_web()
+    stack.start_worker(**SHORT_LADDER)
+    absent, machine, wrong = phone(403), phone(404), phone(405)
+    stack.twilio.callees[absent] = Callee("no_answer")
+    stack.twilio.callees[machine] = Callee("machine")
+    stack.twilio.callees[wrong] = Callee("person", digits=("1111#", "1111#", "1111#"))
+    await stack.import_registrations([
+        caller("R-ABSENT", "O-NOBODY", sms=absent, voice=absent),
+        caller("R-MACHINE", "O-NOBODY", voice=machine, email="machine@example.org"),
+        caller("R-WRONG", "O-NOBODY", voice=wrong, email="wrong@example.org"),
+    ])
+    escape = event("ESCAPED", "O-NOBODY")
+    await stack.publish_events([json.dumps(escape)])
+    eid = escape["event_id"]
+
+    async def all_ended():
+        found = await escalations(stack)
+        ends = [found.get((rid, eid)) for rid in ("R-ABSENT", "R-MACHINE", "R-WRONG")]
+        return ends if all(e is not None and e.state is EscalationState.UNACKNOWLEDGED for e in ends) else None
+
+    absent_end, machine_end, wrong_end = await eventually(all_ended, 60, "the three ladders to end")
+    await settled(lambda: len(stack.twilio.calls), 3)
+
+    # Nobody answers: a call 6 s after the text, then every 4 s until 20 s have passed.
+    absent_calls = calls_to(stack, absent)
+    assert [c.status for c in absent_calls] == ["no-answer"] * 4, [c.status for c in absent_calls]
+    start = absent_end.started_at.timestamp()
+    assert absent_calls[0].at - start >= 5.5
+    gaps = [b.at - a.at for a, b in zip(absent_calls, absent_calls[1:])]
+    assert all(3.5 <= g <= 6 for g in gaps), gaps
+    assert all(c.at - start < 20 for c in absent_calls)
+    assert absent_end.calls == 4
+
+    # An answering machine counts as unanswered, and hears nothing of the notice.
+    machine_calls = calls_to(stack, machine)
+    assert len(machine_calls) == 4 and machine_end.calls == 4
+    for c in machine_calls:
+        assert c.answered_by.startswith("machine") and c.said
+        no_content(c)
+
+    # A wrong PIN three times: answered but not confirmed, so the next call comes 6 s later.
+    wrong_calls = calls_to(stack, wrong)
+    assert 2 <= len(wrong_calls) <= 3 and wrong_end.calls == len(wrong_calls)
+    for c in wrong_calls:
+        no_content(c)
+    assert all(b.at - a.at >= 5.5 for a, b in zip(wrong_calls, wrong_calls[1:]))
+
+    unacknowledged = {f.registration_id for f in await flags(stack) if f.flag is FlagKind.UNACKNOWLEDGED}
+    assert unacknowledged == {"R-ABSENT", "R-MACHINE", "R-WRONG"}
+
+
+async def test_a_text_refused_for_good_brings_the_call_forward_and_flags_the_contact(stack):
+    from savin.dev.testing.callee import Callee
+
+    stack.start_web()
+    stack.start_worker(**{**SHORT_LADDER, "SAVIN_ESCALATION_FIRST_CALL": "60"})
+    stopped, voice = "+15005550004", phone(406)  # the fake refuses texts to the first: 21610, STOP
+    stack.twilio.callees[voice] = Callee("person", digits=(PIN + "#", "1"))
+    await stack.import_registrations([caller("R-STOPPED", "O-STOPPED", sms=stopped, voice=voice)])
+    escape = event("ESCAPED", "O-STOPPED")
+    await stack.publish_events([json.dumps(escape)])
+    (call,) = await stack.twilio.wait_calls_async(1, timeout=30)  # long before the 60 s first step
+    assert call.to == voice and call.digits == [PIN, "1"]
+    flagged = await eventually(lambda: flags(stack), 30, "the flag")
+    assert [(f.registration_id, f.flag, f.channel.value, f.reason) for f in flagged] == [
+        ("R-STOPPED", FlagKind.CHANNEL_FAILED, "sms", "21610")]
+
+
+async def test_kill_9_in_the_middle_of_a_ladder_loses_no_step_and_repeats_none(stack):
+    from savin.dev.testing.callee import Callee
+
+    ladder = {"SAVIN_ESCALATION_FIRST_CALL": "3", "SAVIN_ESCALATION_UNANSWERED_EVERY": "5",
+              "SAVIN_ESCALATION_GIVE_UP": "24", "SAVIN_WORKER_ID": "worker-a",
+              "SAVIN_TWILIO_CALLS_PER_SECOND": "20"}
+    stack.start_web()
+    worker = stack.start_worker(**ladder)
+    numbers = [phone(410 + i) for i in range(5)]
+    for n in numbers:
+        stack.twilio.callees[n] = Callee("no_answer")
+    await stack.import_registrations([caller(f"R-K{i}", "O-KILL", voice=n, email=f"k{i}@example.org")
+                                      for i, n in enumerate(numbers)])
+    escape = event("ESCAPED", "O-KILL")
+    await stack.publish_events([json.dumps(escape)])
+    await eventually(lambda: len(stack.twilio.calls) >= 2 * len(numbers), 60, "two rounds of calls")
+    worker.kill()
+    killed = len(stack.twilio.calls)
+    stack.start_worker(**ladder)
+
+    async def all_ended():
+        found = await escalations(stack)
+        ends = [found.get((f"R-K{i}", escape["event_id"])) for i in range(len(numbers))]
+        return ends if all(e and e.state is EscalationState.UNACKNOWLEDGED for e in ends) else None
+
+    ends = await eventually(all_ended, 90, "every ladder to end")
+    await settled(lambda: len(stack.twilio.calls), 3)
+    assert len(stack.twilio.calls) > killed, "no call after the restart"
+    for i, n in enumerate(numbers):
+        calls = calls_to(stack, n)
+        start = ends[i].started_at.timestamp()
+        # Rounds at about 3, 8, 13, 18 and 23 s (later by the restart's few seconds): none
+        # lost; a round in flight at the kill may be placed twice, nothing else.
+        rounds = ends[i].calls
+        print(f"{n}: {rounds} rounds, calls at", [round(c.at - start, 1) for c in calls])
+        assert 4 <= rounds <= 5, rounds
+        assert rounds <= len(calls) <= rounds + 1, (len(calls), rounds)
+        assert all(c.at - start < 24 for c in calls)

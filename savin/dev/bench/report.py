@@ -29,6 +29,7 @@ def write_results(document: dict, out_dir: Path) -> None:
 def render_markdown(d: dict) -> str:
     m, z = d["machine"], d["sizes"]
     b, mt, s, lt, r = d["baseline"], d["match"], d["send"], d["latency"], d["recovery"]
+    ack = d["acknowledgement"]
     t = d["targets"]
 
     def mark(name: str) -> str:
@@ -63,13 +64,21 @@ def render_markdown(d: dict) -> str:
         f" | **{r['seconds_to_first_notice']} s** to the first notice | ≤ 30 s ({mark('recovery_seconds')}) |",
         f"| 5 | peak RSS of the worker (loading {r['peak_rss_mb_loading']} MB, restart {r['peak_rss_mb_restart']} MB)"
         f" | **{r['peak_rss_mb']} MB** | ≤ 400 MB ({mark('peak_rss_mb')}) |",
+        f"| 6 | acknowledgement: {ack['events']} ESCAPED events one a second, each to a registrant whose number"
+        f" gets the text and then the call at once; the scripted callee types the PIN and presses 1"
+        f" | publish → acknowledged p50 {ack['p50_ms']} ms, p95 {ack['p95_ms']} ms, max {ack['max_ms']} ms;"
+        f" **{ack['steps_after_acknowledgement']} steps sent after it** ({ack['calls']} calls in all)"
+        f" | no step after it |",
         "",
         "How each figure is taken: throughput is the rate between the 10th and 90th percentile"
         " of the output's own timestamps (Kafka record timestamps, or the fake Twilio's acceptance"
         " times), so start-up and stragglers do not count; the match rate counts events, proportionally"
         " to the notices they produced. Latency is the wall-clock time from handing the event to the"
         " producer to the fake Twilio accepting the SMS. Recovery is from launching the worker process to"
-        " the fake Twilio accepting the notice for an event published at that moment.",
+        " the fake Twilio accepting the notice for an event published at that moment. Acknowledgement is from"
+        " handing the event to the producer to the acknowledgement the keypad's 1 records; a step after it is"
+        " any text or call to that number later than the acknowledgement, counted 9 s on (three repeat"
+        " intervals of its ladder).",
         "",
         "Reproduce: `make bench` (about 4 minutes on 2 cores), or `savin bench --quick` (under 2 minutes, smaller sizes).",
         "",

@@ -52,11 +52,16 @@ class Sizes:
     duration: float = 60.0  # latency stage: seconds
     recovery_registrations: int = 1_000_000
     partitions: int = 4
+    acknowledgements: int = 20  # urgent events, each acknowledged on a call by a scripted callee
 
 
 STANDARD = Sizes()
 QUICK = Sizes(events=10_000, registrations=10_000, offenders=5_000, notices=1_000, duration=10.0,
-              recovery_registrations=20_000)
+              recovery_registrations=20_000, acknowledgements=5)
+
+#: The ladder of the acknowledgement stage: the call at once after the text, repeats after 3 s.
+ACK_LADDER = {"SAVIN_ESCALATION_FIRST_CALL": "0", "SAVIN_ESCALATION_UNANSWERED_EVERY": "3",
+              "SAVIN_ESCALATION_ANSWERED_EVERY": "3", "SAVIN_ESCALATION_GIVE_UP": "120"}
 
 TARGETS = {
     "match_ratio": (">=", 0.5),
@@ -348,6 +353,62 @@ class Bench:
                 "peak_rss_mb": round(max(loaded_rss, restarted_rss) / 2**20)}
 
 
+    # ---- 6. acknowledgement ---------------------------------------------------------------
+
+    async def acknowledgement(self) -> dict:
+        """Urgent events, one registration each (a texting number that is also called); the
+        scripted callee answers, types the PIN and presses 1. Publish -> acknowledgement, and
+        every step of any channel sent after it."""
+        from savin.dev.testing.callee import Callee
+        from savin.schemas.escalation import Escalation, EscalationState
+
+        z = self.sizes
+        n, pin = z.acknowledgements, "2468"
+        stack = self.stack("acknowledgement")
+        stack.start_web()
+        stack.start_worker(**ACK_LADDER)
+        lines = []
+        for i in range(n):
+            stack.twilio.callees[data.phone(i)] = Callee("person", digits=(pin + "#", "1"))
+            lines.append(json.dumps({
+                "registration_id": f"R-{i:08d}", "offender_id": data.offender_id(i), "name": f"Victim {i}",
+                "language": "es" if i % 4 == 3 else "en", "pin": pin,
+                "contacts": [{"channel": "sms", "address": data.phone(i), "verified": True},
+                             {"channel": "voice", "address": data.phone(i), "verified": True}]}).encode())
+        await self.import_registrations(stack, lines, n)
+        await self.wait_consumed(stack, stack.topics.registrations, n)
+        sent_at: dict[str, float] = {}
+        for i in range(n):  # one at a time, so the calls do not queue behind the account's CPS
+            sent_at[f"R-{i:08d}"] = time.time()
+            await self.publish("event published", stack.topics.custody_events,
+                               self.event_records([data.event_line("ESCAPED", data.offender_id(i), i)],
+                                                  z.partitions), 1)
+            await asyncio.sleep(1.0)
+
+        async def acknowledged() -> dict[str, Escalation]:
+            found = {}
+            async for r in read_topic(self.bootstrap, stack.topics.escalations):
+                e = Escalation.model_validate_json(r.value)
+                if e.state is EscalationState.ACKNOWLEDGED:
+                    found[e.registration_id] = e
+            return found
+
+        async def count() -> int:
+            return len(await acknowledged())
+
+        await self.wait_for("notices acknowledged", n, count, timeout=120)
+        await asyncio.sleep(3 * float(ACK_LADDER["SAVIN_ESCALATION_UNANSWERED_EVERY"]))  # a repeat would come now
+        done = await acknowledged()
+        waits = [(e.acknowledged_at.timestamp() - sent_at[rid]) * 1000 for rid, e in done.items()]
+        phone_of = {f"R-{i:08d}": data.phone(i) for i in range(n)}
+        after = sum(1 for rid, e in done.items() for at in
+                    [c.at for c in stack.twilio.calls if c.to == phone_of[rid]]
+                    + [m.at for m in stack.twilio.messages if m.to == phone_of[rid]]
+                    if at > e.acknowledged_at.timestamp())
+        return {"events": n, **{f"{k}_ms": round(v, 1) for k, v in percentiles(waits).items()},
+                "calls": len(stack.twilio.calls), "steps_after_acknowledgement": after}
+
+
 # ---- the run --------------------------------------------------------------------------------
 
 
@@ -396,6 +457,7 @@ async def _run(bench: Bench) -> dict:
         ("send", "notices through the deliver stage to the fake Twilio", bench.send),
         ("latency", "publish -> accepted by the fake Twilio", bench.latency),
         ("recovery", "worker restart with a large registrations table", bench.recovery),
+        ("acknowledgement", "urgent event -> text -> call -> PIN and 1 on the keypad", bench.acknowledgement),
     ]
     for i, (name, what, step) in enumerate(steps, 1):
         bench.say(f"[bold][{i}/{len(steps)}] {name}[/bold]: {what}")
@@ -416,6 +478,8 @@ def _summary(name: str, r: dict) -> str:
         "send": lambda: f"{r['per_second']:,} notices/s at {r['provider_latency_ms']} ms provider latency",
         "latency": lambda: f"p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms",
         "recovery": lambda: f"first notice {r['seconds_to_first_notice']} s after start, peak RSS {r['peak_rss_mb']} MB",
+        "acknowledgement": lambda: f"publish -> acknowledged p50 {r['p50_ms']} ms, max {r['max_ms']} ms; "
+                                   f"{r['steps_after_acknowledgement']} steps after it",
     }[name]()
 
 
