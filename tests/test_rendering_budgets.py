@@ -78,6 +78,18 @@ def kept_of(name: str, text: str) -> int:
     return kept
 
 
+def within_budget(renderer, event_type: str, language: str, name: str, ack_code: str | None = None):
+    """(event, SMS, encoding) with the example values and with the longest, each checked to be
+    counted as sent and to fit its event type's budget."""
+    for longest in (False, True):
+        ev = event(event_type, name, longest=longest)
+        out = renderer.render(ev, "sms", language, "America/Chicago", ack_code=ack_code)
+        encoding, units, segments = counted(out.text)
+        assert (out.segments.encoding, out.segments.units, out.segments.segments) == (encoding, units, segments)
+        assert segments <= EVENT_TYPES[event_type].sms_segments
+        yield ev, out, encoding
+
+
 def test_budgets_by_urgency():
     # Correct Spanish is UCS-2 (67 units a part): urgent notices carry who, where, when and
     # what to do; hearings carry directions; the rest fit in four parts.
@@ -92,13 +104,7 @@ def test_budgets_by_urgency():
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("event_type", list(EVENT_TYPES))
 def test_every_sms_fits_its_budget_with_the_longest_values(renderer, event_type, language, name):
-    budget = EVENT_TYPES[event_type].sms_segments
-    for longest in (False, True):
-        ev = event(event_type, name, longest=longest)
-        out = sms(renderer, ev, language)
-        encoding, units, segments = counted(out.text)
-        assert (out.segments.encoding, out.segments.units, out.segments.segments) == (encoding, units, segments)
-        assert segments <= budget
+    for ev, out, encoding in within_budget(renderer, event_type, language, name):
         values = [name] + [v for v in ev["payload"].values() if isinstance(v, str)]
         assert encoding == ("GSM-7" if language == "en" and all(map(gsm.is_gsm, values)) else "UCS-2")
         assert out.text.startswith(SENDER[language]) and out.text.endswith(STOP[language])

@@ -1,6 +1,7 @@
 """Managing a registration on the portal: sign in with the registration ID
-and PIN, see the registration with its contacts masked, change one thing a
-page, prove a changed phone, cancel, sign out.
+and PIN, see the registration with its contacts masked and the urgent
+notices waiting for a confirmation (each with a button that confirms it),
+change one thing a page, prove a changed phone, cancel, sign out.
 
 Signing in tells nothing about a registration: an unknown ID, a cancelled
 registration, a wrong PIN and a registration locked after too many wrong
@@ -44,9 +45,10 @@ from savin.ops.registrations import mask_email, mask_phone
 from savin.rendering.renderer import OFFICE_PHONE
 from savin.schemas import SealedContact, StoredRegistration
 from savin.schemas.consent import Attempts, ConsentChange
+from savin.schemas.escalation import AckChannel, Acknowledgement, EscalationState
 from savin.schemas.registration import Actor, Channel, Contact, QuietHours, RegistrationStatus
 from savin.sealing import SealError, check_pin, hash_pin
-from savin.web.portal import proving
+from savin.web.portal import acknowledge, proving
 from savin.web.portal.context import Portal
 from savin.web.portal.cookies import CookieBox
 from savin.web.portal.i18n import LANGUAGES, STRINGS, strings
@@ -76,6 +78,7 @@ BANNERS = {
     "language": True, "notices": True, "quiet-hours": True, "timezone": True, "phone-confirmed": True,
     "phone-removed": True, "email-removed": True, "email": True, "link": True,
     "email-limited": False, "email-failed": False, "link-limited": False, "link-failed": False,
+    "acknowledged": True,
 }
 
 
@@ -203,6 +206,7 @@ class Managing:
             ("/manage/verify-phone", "POST", self.take_code),
             ("/manage/verify-phone/new", "POST", self.new_code),
             ("/manage/email/new-link", "POST", self.new_link),
+            ("/manage/acknowledge", "POST", self.acknowledge),
             ("/manage/cancel", "GET", self.cancel_page),
             ("/manage/cancel", "POST", self.cancel),
         ]
@@ -379,12 +383,28 @@ class Managing:
                      else "confirmed" if c.verified else "pending")
             contacts.append({"channel": c.channel.value, "shown": self.masked(c), "state": state,
                              "managed": index == 0 and c.channel in _PAGE, "page": _PAGE.get(c.channel)})
-        return self.page(request, reg, "overview", contacts=contacts,
+        # The notice just confirmed stays open until the deliver stage has read the acknowledgement.
+        confirmed = request.query_params.get("notice") if saved == "acknowledged" else None
+        waiting = [n for n in acknowledge.waiting(self.portal, rid, self.portal.pages.language_of(request),
+                                                  reg.timezone) if n["event_id"] != confirmed]
+        return self.page(request, reg, "overview", contacts=contacts, waiting=waiting,
                          offender=self.portal.views.offender(reg.offender_id),
                          missing=[name for ch, name in _PAGE.items() if ch not in counts],
                          wanted=wanted_groups(reg.event_types), all_wanted=reg.event_types is None,
                          quiet=reg.quiet_hours or QuietHours(), names=STRINGS,
                          banner=saved if saved in BANNERS else None, good=BANNERS.get(saved or "", True))
+
+    async def acknowledge(self, request: Request, reg: StoredRegistration, form: FormData) -> Response:
+        """The button of a notice waiting for a confirmation: an acknowledgement by the portal."""
+        event_id = _typed(form, "event_id")
+        e = self.portal.views.escalation(reg.registration_id, event_id) if event_id else None
+        if e is None or e.state is not EscalationState.OPEN:
+            return self.home(reg)
+        await self.portal.commands.acknowledge(Acknowledgement(registration_id=reg.registration_id,
+                                                               event_id=e.event_id, channel=AckChannel.PORTAL,
+                                                               at=utcnow()))
+        log.info("notice acknowledged on the portal registration=%s event=%s", reg.registration_id, e.event_id)
+        return self.keep(redirect(f"{HOME}?saved=acknowledged&notice={e.event_id}"), reg)
 
     # ---- one setting a page -----------------------------------------------------------------------
 

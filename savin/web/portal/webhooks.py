@@ -7,8 +7,11 @@
   registration holding it, START brings them back: records on the consent
   topic, which the deliver stage applies to SMS only. HELP and INFO are told
   what the service is and how to reach the Office of Victim Services; six
-  digits are a verification code; anything else gets a short help text,
-  never an echo;
+  digits are a verification code; the code an urgent notice printed (any
+  case, spaces ignored), or "1" while exactly one notice waits, acknowledges
+  that notice (an Acknowledgement on the acknowledgements topic, for each
+  registration holding the number, verified, for texts or calls); anything
+  else gets a short help text, never an echo;
 * ``GET /unsubscribe/{token}``: an email's unsubscribe link opened in a
   browser, a page with one button; ``POST`` (that button, or a mail client's
   RFC 8058 one-click unsubscribe) stops email to that contact. The signed
@@ -17,7 +20,8 @@
 The SMS replies never reveal whether a number is registered: the same kind of
 reply, in the same shape and with the same status, whether it is or not (in
 English when the number has no registration, else in the registration's
-language). Neither the number nor the text is ever logged; ids are.
+language); a wrong acknowledgement code, or one with nothing waiting, is
+"anything else". Neither the number nor the text is ever logged; ids are.
 
 A registration that an opt-out leaves with no usable channel (no verified
 contact that is not opted out) is flagged for operators: a warning naming
@@ -40,6 +44,7 @@ from savin.notifiers.twilio_sms import IncomingMessage, IncomingMessages, Status
 from savin.rendering.renderer import OFFICE_PHONE
 from savin.schemas import StoredRegistration
 from savin.schemas.consent import ConsentChange
+from savin.schemas.escalation import AckChannel, Acknowledgement, Escalation, EscalationState
 from savin.schemas.registration import Actor, Channel
 from savin.web.callbacks import twilio_status_handler
 from savin.web.portal import proving
@@ -47,7 +52,8 @@ from savin.web.portal.context import Portal
 from savin.web.portal.i18n import DEFAULT, LANGUAGES
 from savin.web.portal.pages import LANGUAGE_COOKIE
 
-__all__ = ["reply_text", "routes", "sms_reply"]
+__all__ = ["acknowledged_by", "in_language", "link_expired", "registration_language", "reply_text", "routes",
+           "sms_reply"]
 
 log = logging.getLogger("savin.web.webhooks")
 
@@ -83,21 +89,21 @@ def routes(portal: Portal) -> APIRouter:
     async def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
         slot = _email_slot(portal, token)
         if slot is None:
-            return _link_expired(portal, request)
-        return portal.pages.render(_in_language(request, _language_of(portal, slot[0])), "replies/unsubscribe.html.j2",
-                                   action=request.url.path, office_phone=OFFICE_PHONE)
+            return link_expired(portal, request, _UNSUBSCRIBE_INSTEAD)
+        return portal.pages.render(in_language(request, registration_language(portal, slot[0])),
+                                   "replies/unsubscribe.html.j2", action=request.url.path, office_phone=OFFICE_PHONE)
 
     async def unsubscribe(request: Request, token: str) -> HTMLResponse:
         slot = _email_slot(portal, token)
         if slot is None:
-            return _link_expired(portal, request)
+            return link_expired(portal, request, _UNSUBSCRIBE_INSTEAD)
         registration_id, index = slot
         await portal.commands.record_consent(ConsentChange(
             registration_id=registration_id, channel=Channel.EMAIL, contact_index=index, opted_out=True,
             reason="unsubscribe", actor=Actor.EMAIL_LINK, at=utcnow()))
         log.info("email opted out registration=%s contact=%s by the unsubscribe link", registration_id, index)
         _flag_if_unreachable(portal, registration_id)
-        return portal.pages.render(_in_language(request, _language_of(portal, registration_id)),
+        return portal.pages.render(in_language(request, registration_language(portal, registration_id)),
                                    "replies/unsubscribed.html.j2", office_phone=OFFICE_PHONE)
 
     router.add_api_route("/unsubscribe/{token}", unsubscribe_page, methods=["GET"], response_class=HTMLResponse)
@@ -137,11 +143,42 @@ async def sms_reply(portal: Portal, message: IncomingMessage) -> str:
         code = "".join(message.body.split()).rstrip(".!")
         verified = await proving.check_reply_code(portal, index, code) if index else []
         return reply_text(language, "confirmed" if verified else "wrong_code")
+    if index and await _acknowledge(portal, message.body, regs, index):
+        return reply_text(language, "acknowledged")
     return reply_text(language, "other")
 
 
+async def _acknowledge(portal: Portal, body: str, regs: list[StoredRegistration], index: str) -> bool:
+    """Acknowledge the notices a reply names, of the registrations that hold the sender's number
+    (verified, for texts or calls); whether it named any."""
+    holders = [r for r in regs if any(c.blind_index == index and c.verified and c.channel in _REPLYING
+                                      for c in r.contacts)]
+    named = acknowledged_by(body, [e for r in holders
+                                   for e in portal.views.escalations(r.registration_id, open_only=True)])
+    for e in named:
+        await portal.commands.acknowledge(Acknowledgement(registration_id=e.registration_id, event_id=e.event_id,
+                                                          channel=AckChannel.SMS, at=utcnow()))
+        log.info("notice acknowledged by reply registration=%s event=%s", e.registration_id, e.event_id)
+    return bool(named)
+
+
+#: The channels whose number a reply may come from: the texts, and the calls of a phone that can text.
+_REPLYING = (Channel.SMS, Channel.VOICE)
+
+
+def acknowledged_by(text: str, waiting: list[Escalation]) -> list[Escalation]:
+    """The open escalations a reply acknowledges: each whose code it is (any case, spaces and a
+    trailing full stop ignored), or the only one when it is "1"; none for anything else."""
+    word = "".join(text.split()).upper().rstrip(".!")
+    waiting = [e for e in waiting if e.state is EscalationState.OPEN]
+    if word == "1":
+        return waiting if len(waiting) == 1 else []
+    return [e for e in waiting if word and e.code.upper() == word]
+
+
 def reply_text(language: str, kind: str) -> str:
-    """The SMS answer of ``kind`` (help, stopped, started, confirmed, wrong_code, other) in ``language``."""
+    """The SMS answer of ``kind`` (help, stopped, started, confirmed, wrong_code, acknowledged, other)
+    in ``language``."""
     text = _replies.get_template(f"{language}/{kind}.sms.j2").render(office_phone=OFFICE_PHONE)
     return " ".join(text.split())
 
@@ -179,12 +216,13 @@ def _email_slot(portal: Portal, token: str) -> tuple[str, int] | None:
     return slot.registration_id, slot.index
 
 
-def _language_of(portal: Portal, registration_id: str) -> str:
+def registration_language(portal: Portal, registration_id: str) -> str:
+    """The language of the pages a registration's email links open."""
     reg = portal.views.registration(registration_id)
     return reg.language if reg is not None and reg.language in LANGUAGES else DEFAULT
 
 
-def _in_language(request: Request, language: str) -> Request:
+def in_language(request: Request, language: str) -> Request:
     """The request as if it asked for ``language`` (the registration's), unless the visitor
     chose a language with the switch. The page then remembers it, as ``?lang=`` does."""
     if request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE):
@@ -193,5 +231,12 @@ def _in_language(request: Request, language: str) -> Request:
     return Request({**request.scope, "query_string": query.encode()}, request.receive)
 
 
-def _link_expired(portal: Portal, request: Request) -> HTMLResponse:
-    return portal.pages.render(request, "replies/link_expired.html.j2", 400, office_phone=OFFICE_PHONE)
+#: What the expired-link page of an unsubscribe link offers instead (the words before "manage").
+_UNSUBSCRIBE_INSTEAD = "reply_link_expired_manage_before"
+
+
+def link_expired(portal: Portal, request: Request, instead: str) -> HTMLResponse:
+    """The page of an email link that is forged, cut short or past its time: no detail, and the manage
+    pages instead, introduced by the words ``instead`` (a word key)."""
+    return portal.pages.render(request, "replies/link_expired.html.j2", 400, office_phone=OFFICE_PHONE,
+                               instead=instead)

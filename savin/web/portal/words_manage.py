@@ -80,6 +80,7 @@ WORDS: dict[str, dict[str, str]] = {
                              "notices by email.",
         "manage_saved_link-limited": "We have sent too many links to this address in the last hour. Wait an "
                                      "hour and try again.",
+        "manage_saved_acknowledged": "Thank you. We have recorded that you received the notice.",
         "manage_saved_link-failed": "We could not send a link to this address. Check the address, or try again "
                                     "later.",
         # The questions.
@@ -229,6 +230,7 @@ WORDS: dict[str, dict[str, str]] = {
                              "recibir avisos por correo.",
         "manage_saved_link-limited": "Ya enviamos demasiados enlaces a esta dirección en la última hora. Espere "
                                      "una hora y vuelva a intentarlo.",
+        "manage_saved_acknowledged": "Gracias. Hemos anotado que recibió el aviso.",
         "manage_saved_link-failed": "No pudimos enviar un enlace a esta dirección. Revise la dirección o vuelva a "
                                     "intentarlo más tarde.",
         "manage_language_title": "¿En qué idioma quiere recibir los avisos?",
