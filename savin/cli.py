@@ -582,6 +582,48 @@ def notices_show(
                  r.provider_ref or "", f"{r.error_code or ''} {r.error or ''}".strip()] for r in h.results])
 
 
+@notices_app.command("escalations")
+def notices_escalations(
+    state: Optional[str] = typer.Option(None, help="Only ladders in this state: open, acknowledged, unacknowledged."),
+    flags: bool = typer.Option(False, "--flags", help="The registration flags instead (contacts lost, "
+                                                      "notices nobody acknowledged)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+):
+    """The escalation ladder of each urgent notice: its state, calls made, the next, who acknowledged it."""
+    from savin.ops.escalations import latest_escalations, registration_flags
+    from savin.schemas.escalation import EscalationState
+
+    s = settings()
+    if flags:
+        found = kafka(s, lambda: registration_flags(s))
+        if as_json:
+            for f in found:
+                print(f.model_dump_json())
+            return
+        show_table(f"{len(found)} flags",
+                   [("registration", True), ("flag", False), ("channel", False), ("event", True),
+                    ("reason", False), ("at", False)],
+                   [[f.registration_id, f.flag.value,
+                     f"{f.channel.value} {f.contact_index}" if f.channel else "",
+                     str(f.event_id or ""), f.reason or "", f.at.isoformat(timespec="seconds")] for f in found])
+        return
+    if state is not None and state not in {e.value for e in EscalationState}:
+        raise fail(f"--state must be open, acknowledged or unacknowledged, not {state!r}", 2)
+    ladders = [e for e in kafka(s, lambda: latest_escalations(s)) if state is None or e.state.value == state]
+    if as_json:
+        for e in ladders:
+            print(e.model_dump_json())
+        return
+    show_table(f"{len(ladders)} escalations",
+               [("registration", True), ("event", True), ("type", False), ("state", False), ("calls", False),
+                ("next call", False), ("acknowledged", False), ("started", False)],
+               [[e.registration_id, str(e.event_id), e.event_type, e.state.value, str(e.calls),
+                 e.next_call_at.isoformat(timespec="seconds") if e.next_call_at else "",
+                 f"{e.acknowledged_by.value} {e.acknowledged_at.isoformat(timespec='seconds')}"
+                 if e.acknowledged_by and e.acknowledged_at else "",
+                 e.started_at.isoformat(timespec="seconds")] for e in ladders])
+
+
 # ---- demo and bench --------------------------------------------------------------------
 
 

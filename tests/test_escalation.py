@@ -10,7 +10,7 @@ import json
 import uuid
 
 import pytest
-from support import event, eventually, phone, registration
+from support import event, eventually, phone, registration, savin
 
 from savin.ops.reading import read_topic
 from savin.schemas import DeliveryStatus
@@ -138,6 +138,18 @@ async def test_an_acknowledgement_ends_the_ladder_and_without_one_it_ends_unackn
     assert (found[("R-SILENT", eid)].updated_at - found[("R-SILENT", eid)].started_at).total_seconds() >= 20
     unacknowledged = [f for f in await flags(stack) if f.flag is FlagKind.UNACKNOWLEDGED]
     assert [f.registration_id for f in unacknowledged] == ["R-SILENT"]
+
+    # What an operator sees.
+    listed = savin(["notices", "escalations", "--state", "unacknowledged", "--json"], env=stack.env())
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["registration_id"], r["state"]) for r in rows] == [("R-SILENT", "unacknowledged")]
+    table = savin(["notices", "escalations"], env=stack.env())
+    assert "R-ACK" in table.stdout and "acknowledged" in table.stdout and "portal" in table.stdout
+    flagged = savin(["notices", "escalations", "--flags"], env=stack.env())
+    assert "R-SILENT" in flagged.stdout and "unacknowledged" in flagged.stdout and "R-ACK" not in flagged.stdout
+    wrong = savin(["notices", "escalations", "--state", "late"], env=stack.env())
+    assert wrong.returncode == 2 and "--state must be open, acknowledged or unacknowledged" in wrong.stderr
 
 
 # ---- with calls: the worker and savin web, the fake Twilio placing calls ------------------------
