@@ -15,7 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support import EXAMPLES, phone, registration
+from support import EXAMPLES, eventually, phone, registration
+from support import event as example_event
 from test_rendering_budgets import LONG_NAMES, REAL_NAMES, SENDER, STOP, event, kept_of, within_budget
 
 from savin.domain.clock import utcnow
@@ -431,3 +432,40 @@ async def test_the_email_link_and_the_manage_button_acknowledge_and_every_page_i
     assert len(await acknowledgements(stack)) == len(found)
     log = web.tail(10**7)
     assert PIN not in log and "ak0@example.org" not in log and rids["en", "phone"] in log
+
+
+@pytest.mark.e2e
+async def test_a_notice_from_the_worker_carries_the_code_and_a_confirm_link_that_works(stack):
+    from test_portal import fetch
+    from test_portal_manage import Browserless
+
+    web = stack.start_web()
+    stack.start_worker()
+    en, es = phone(601), phone(602)
+    await stack.import_registrations([
+        registration("R-PIPE-EN", "O-PIPE", sms=en, email="pipe.en@example.org"),
+        registration("R-PIPE-ES", "O-PIPE", sms=es, email="pipe.es@example.org", language="es")])
+    released, transferred = example_event("RELEASED", "O-PIPE"), example_event("TRANSFERRED", "O-PIPE")
+    await stack.publish_events([json.dumps(released), json.dumps(transferred)])
+    assert await asyncio.to_thread(stack.smtp.wait_for, 4, 90)
+    await eventually(lambda: len(stack.twilio.messages) >= 4, 60, "four texts")
+    for rid, number, mail, language in (("R-PIPE-EN", en, "pipe.en@example.org", "en"),
+                                        ("R-PIPE-ES", es, "pipe.es@example.org", "es")):
+        texts = [m.body for m in stack.twilio.messages if m.to == number]
+        line = ACK_LINE[language].replace(CODE, ack_code(released["event_id"], rid))
+        assert len(texts) == 2 and sum(line in t for t in texts) == 1, texts
+        assert all(t.endswith(STOP[language]) for t in texts)
+        bodies = [m.message.get_body(("plain",)).get_content() for m in stack.smtp.messages if mail in m.rcpt_tos]
+        (urgent,) = [b for b in bodies if "/ack/" in b]
+        link = urgent.split(f"{CONFIRM[language][0]} ", 1)[1].split()[0]
+        assert link.startswith(f"{web.url}/ack/") and len(bodies) == 2
+
+        # The link works on the web process: opening it records nothing, its button does.
+        status, _, body = await asyncio.to_thread(fetch, link)
+        assert status == 200 and STRINGS[language]["ack_button"] in body
+        client = Browserless(web.url)
+        client.get(link.removeprefix(web.url))
+        status, _, body = client.post(link.removeprefix(web.url))
+        assert status == 200 and STRINGS[language]["ack_done_title"] in body
+    assert sorted(await acknowledgements(stack)) == [("R-PIPE-EN", released["event_id"], "email"),
+                                                     ("R-PIPE-ES", released["event_id"], "email")]
