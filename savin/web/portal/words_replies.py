@@ -1,4 +1,5 @@
-"""The words of the pages an email's unsubscribe link opens."""
+"""The words of the pages an email's unsubscribe link opens, and of the page any email link that no
+longer works opens (an unsubscribe or a confirm link)."""
 
 WORDS = {
     "en": {
