@@ -1,5 +1,6 @@
-"""TwilioVoice through the official twilio SDK against a Calls API in this
-process: the call's record written (and acknowledged) before the call is
+"""TwilioVoice through the official twilio SDK against the fake Twilio in this
+process (a real HTTP server validating every request against Twilio's spec):
+the call's record written (and acknowledged) before the call is
 placed, the call's parameters (TwiML URL with its signed token, status
 callback, machine detection), Twilio's voice error codes as savin's
 failures, the calls-per-second spacing (by counting, never by timing),
@@ -9,20 +10,21 @@ wiring, and privacy."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
-from aiohttp import web
 from support import closing
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
+from savin.dev.broker import free_port
+from savin.dev.testing.fake_twilio import Callee, CalleeKind, FakeTwilio
 from savin.domain.clock import utcnow
 from savin.domain.escalation import CallResult
 from savin.domain.links import read_token
@@ -45,11 +47,12 @@ from savin.sealing import Sealer
 SID, TOKEN = "AC" + "ab" * 16, "voice-notifier-token"
 FROM = "+15005550006"
 NUMBER = "+15735550188"
-WEB = "https://notify.example.gov"
+#: savin web's address in the calls: nobody listens there, so a call's callbacks go nowhere at once.
+WEB = f"http://127.0.0.1:{free_port()}"
 KEY = b"l" * 32
 EVENT_ID = str(uuid.uuid4())
 SECRET_WORDS = "Jonah Test Doe, offender number M O 4 7 1 1, was released"
-CALLS = f"/2010-04-01/Accounts/{SID}/Calls.json"
+CALLS = f"/2010-04-01/Accounts/{SID}/Calls.json"  # where Twilio's errors say they were refused
 
 
 def words(language: str = "en-US", voice: str = "Polly.Joanna") -> RenderedVoice:
@@ -67,78 +70,17 @@ def outbound(sealer: Sealer, address: str = NUMBER, content: object | None = Non
 
 @dataclass
 class Book:
-    """Records what the notifier puts, as the calls topic would; ``fail`` makes ``put`` raise."""
+    """Records what the notifier puts, as the calls topic would, and when; ``fail`` makes ``put`` raise."""
 
     records: list[CallRecord] = field(default_factory=list)
+    put_at: list[float] = field(default_factory=list)
     fail: BaseException | None = None
 
     async def put(self, record: CallRecord) -> None:
         if self.fail is not None:
             raise self.fail
         self.records.append(record)
-
-
-@dataclass
-class PlacedCall:
-    form: dict[str, list[str]]
-    at: float
-    #: The call ids the book held when Twilio was asked: the record must come first.
-    booked: list[str]
-
-    def one(self, name: str) -> str:
-        (value,) = self.form[name]
-        return value
-
-
-class CallsApi:
-    """Twilio's Create Call, as much of it as the notifier uses: Basic auth, errors in Twilio's
-    JSON shape by destination number, and a calls-per-second limit (429 / 20429) like Twilio's."""
-
-    def __init__(self, book: Book):
-        self.book = book
-        self.calls: list[PlacedCall] = []
-        self.faults: dict[str, tuple[int, int]] = {}  # number -> (HTTP status, Twilio code)
-        self.calls_per_second: int | None = None
-        self.too_many_requests = 0
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def create(self, request: web.Request) -> web.Response:
-        expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
-        if request.headers.get("Authorization") != expected:
-            return self.error(401, 20003)
-        form = urllib.parse.parse_qs((await request.read()).decode())
-        now = time.monotonic()
-        to = form["To"][0]
-        if to in self.faults:
-            return self.error(*self.faults[to])
-        if self.calls_per_second is not None and sum(now - c.at < 1.0 for c in self.calls) >= self.calls_per_second:
-            self.too_many_requests += 1
-            return self.error(429, 20429)
-        self.calls.append(PlacedCall(form, now, [str(r.call_id) for r in self.book.records]))
-        sid = "CA" + uuid.uuid4().hex
-        return web.json_response({"sid": sid, "account_sid": SID, "status": "queued", "to": to,
-                                  "from": form["From"][0], "direction": "outbound-api"}, status=201)
-
-    @staticmethod
-    def error(status: int, code: int) -> web.Response:
-        return web.json_response({"code": code, "message": f"Error {code} for 'To' {NUMBER}",
-                                  "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
-                                 status=status)
-
-    async def start(self) -> CallsApi:
-        app = web.Application()
-        app.router.add_post(CALLS, self.create)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        self.put_at.append(time.time())
 
 
 @pytest.fixture
@@ -147,52 +89,55 @@ def book() -> Book:
 
 
 @pytest.fixture
-async def api(book):
-    a = await CallsApi(book).start()
+async def fake():
+    f = await FakeTwilio(SID, TOKEN).start()
+    # Nobody answers: the calls end at once, and nothing asks the (absent) web for TwiML.
+    f.default_callee = Callee(CalleeKind.NO_ANSWER)
     try:
-        yield a
+        yield f
     finally:
-        await a.stop()
+        await f.stop()
 
 
-def notifier(sealer: Sealer, api: CallsApi, book: Book, **kwargs) -> TwilioVoice:
+def notifier(sealer: Sealer, fake: FakeTwilio, book: Book, **kwargs) -> TwilioVoice:
     options = {"from_number": FROM, "calls": book, "link_key": KEY, "web_base": WEB + "/", "timeout": 2.0,
                "calls_per_second": 1000.0, **kwargs}
-    return TwilioVoice(sealer, SID, TOKEN, base_url=api.url, **options)
+    return TwilioVoice(sealer, SID, TOKEN, base_url=fake.base_url, **options)
 
 
 @pytest.fixture
-async def voice(sealer, api, book):
-    async with closing(notifier(sealer, api, book)) as n:
+async def voice(sealer, fake, book):
+    async with closing(notifier(sealer, fake, book)) as n:
         yield n
 
 
 # ---- a call -------------------------------------------------------------------------------------
 
 
-async def test_a_call_is_booked_then_placed_with_a_signed_single_call_twiml_url(voice, api, book, sealer):
+async def test_a_call_is_booked_then_placed_with_a_signed_single_call_twiml_url(voice, fake, book, sealer):
     message = outbound(sealer)
     before = utcnow()
     receipt = await voice.send(message)
-    (call,) = api.calls
+    (call,) = fake.calls
     (record,) = book.records
-    assert receipt.provider == "twilio-voice" and receipt.provider_ref.startswith("CA")
-    assert call.booked == [message.notice_id]  # the record was on the topic before Twilio was asked
-    assert (call.one("To"), call.one("From"), call.one("Method")) == (NUMBER, FROM, "POST")
-    assert (call.one("MachineDetection"), call.one("Timeout"), call.form["StatusCallbackEvent"]) == (
-        "DetectMessageEnd", "25", ["completed"])
+    assert receipt.provider == "twilio-voice" and receipt.provider_ref == call.sid and call.sid.startswith("CA")
+    assert book.put_at[0] <= call.at  # the record was on the topic before Twilio was asked
+    assert (call.to, call.from_, call.method) == (NUMBER, FROM, "POST")
+    assert (call.machine_detection, call.timeout, call.status_callback_events) == (
+        "DetectMessageEnd", 25, ("completed",))
+    assert fake.rejected == []
 
-    url = urllib.parse.urlsplit(call.one("Url"))
+    url = urllib.parse.urlsplit(call.url)
     assert f"{url.scheme}://{url.netloc}" == WEB and url.path.startswith("/voice/calls/") and not url.query
     token = url.path.rsplit("/", 1)[1]
     assert read_token(KEY, CALL_TOKEN, token, utcnow()) == (message.notice_id,)
-    assert read_token(KEY, CALL_TOKEN, token, before + CALL_TTL + dt_second()) is None  # 15 minutes
+    assert read_token(KEY, CALL_TOKEN, token, before + CALL_TTL + timedelta(seconds=1)) is None  # 15 minutes
     assert read_token(KEY, "unsubscribe", token, utcnow()) is None  # one purpose only
 
-    callback = urllib.parse.urlsplit(call.one("StatusCallback"))
+    callback = urllib.parse.urlsplit(call.status_callback)
     assert f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{WEB}/callbacks/twilio/voice"
     assert dict(urllib.parse.parse_qsl(callback.query)) == {"notice_id": message.notice_id, "registration_id": "R-V1"}
-    assert call.one("StatusCallbackMethod") == "POST"
+    assert call.status_callback_method == "POST"
 
     assert (str(record.call_id), record.registration_id, str(record.event_id), record.language) == (
         message.notice_id, "R-V1", EVENT_ID, "en")
@@ -201,41 +146,35 @@ async def test_a_call_is_booked_then_placed_with_a_signed_single_call_twiml_url(
     spoken = json.loads(sealer.open(record.content_sealed, purpose="call"))
     assert spoken == {k: v for k, v in words().__dict__.items() if k != "event_id"}
     assert SECRET_WORDS not in record.model_dump_json() and NUMBER not in record.model_dump_json()
-    assert NUMBER not in call.one("Url") + call.one("StatusCallback")
+    assert NUMBER not in call.url + call.status_callback
 
 
-def dt_second():
-    from datetime import timedelta
-
-    return timedelta(seconds=1)
-
-
-async def test_without_machine_detection_or_pin_the_call_says_so(sealer, api, book):
-    async with closing(notifier(sealer, api, book, machine_detection=False, pin_required=False)) as n:
+async def test_without_machine_detection_or_pin_the_call_says_so(sealer, fake, book):
+    async with closing(notifier(sealer, fake, book, machine_detection=False, pin_required=False)) as n:
         await n.send(outbound(sealer, content=words("es-MX", "Polly.Mia")))
-    (call,) = api.calls
-    assert "MachineDetection" not in call.form
+    (call,) = fake.calls
+    assert call.machine_detection is None
     (record,) = book.records
     assert (record.pin_required, record.language) == (False, "es")
 
 
-async def test_a_book_that_cannot_take_the_record_places_no_call(voice, api, book, sealer):
+async def test_a_book_that_cannot_take_the_record_places_no_call(voice, fake, book, sealer):
     from aiokafka.errors import KafkaTimeoutError
 
     book.fail = KafkaTimeoutError()
     with pytest.raises(TemporaryFailure) as e:
         await voice.send(outbound(sealer))
-    assert e.value.code == "calls-topic" and api.calls == []
+    assert e.value.code == "calls-topic" and fake.calls == []
 
 
-async def test_what_is_not_a_call_is_failed_for_good(voice, api, sealer):
+async def test_what_is_not_a_call_is_failed_for_good(voice, fake, sealer):
     with pytest.raises(PermanentFailure) as e:
         await voice.send(outbound(sealer, content="a text message"))
     assert e.value.code == "not-voice"
     no_event = RenderedVoice(**{**words().__dict__, "event_id": ""})
     with pytest.raises(PermanentFailure) as e:
         await voice.send(outbound(sealer, content=no_event))
-    assert e.value.code == "not-a-call" and api.calls == []
+    assert e.value.code == "not-a-call" and fake.calls == []
 
 
 def test_a_caller_id_is_required(sealer, book):
@@ -280,25 +219,32 @@ def test_the_voice_error_map(status, code, kind, fields):
     assert "n-9" in str(failure) and NUMBER not in str(failure) and "Accounts" not in str(failure)
 
 
-@pytest.mark.parametrize("status,code,kind", [
-    (400, 21217, PermanentFailure), (429, 20429, TemporaryFailure), (400, 21210, ConfigurationFault)])
-async def test_twilios_refusals_through_the_sdk(voice, api, sealer, status, code, kind):
-    api.faults[NUMBER] = (status, code)
-    message = outbound(sealer)
+@pytest.mark.parametrize("number,code,kind", [
+    ("+15005550001", 21217, PermanentFailure), ("+15005550002", 21214, PermanentFailure),
+    ("+15005550003", 21215, PermanentFailure), ("+15005550004", 21216, PermanentFailure),
+    ("+15005550429", 20429, TemporaryFailure), ("+15005550500", 20500, TemporaryFailure)])
+async def test_twilios_refusals_of_a_number(voice, fake, sealer, number, code, kind):
+    message = outbound(sealer, number)
     with pytest.raises(kind) as e:
         await voice.send(message)
-    assert e.value.code == str(code) and message.notice_id in str(e.value)
-    assert NUMBER not in str(e.value) and e.value.__cause__ is None and e.value.__suppress_context__
-    if kind is ConfigurationFault:
-        assert voice.config_fault is not None and voice.config_fault.fields == ("from_number",)
-        del api.faults[NUMBER]
-        await voice.send(outbound(sealer))  # a call placed again clears it
-        assert voice.config_fault is None
+    assert e.value.code == str(code) and message.notice_id in str(e.value) and voice.config_fault is None
+    assert number not in str(e.value) and e.value.__cause__ is None and e.value.__suppress_context__
 
 
-async def test_wrong_credentials_are_a_configuration_fault(sealer, api, book):
+@pytest.mark.parametrize("caller_id,code", [("+15005550007", 21210), ("+15005550001", 21212)])
+async def test_a_caller_id_twilio_refuses_is_a_configuration_fault_until_fixed(sealer, fake, book, caller_id, code):
+    async with closing(notifier(sealer, fake, book, from_number=caller_id)) as n:
+        with pytest.raises(ConfigurationFault) as e:
+            await n.send(outbound(sealer))
+        assert (e.value.code, e.value.fields, n.config_fault.fields) == (str(code), ("from_number",), ("from_number",))
+        del fake.fail_caller_ids[caller_id]  # the operator fixes the account
+        await n.send(outbound(sealer))  # a call placed again clears it
+        assert n.config_fault is None
+
+
+async def test_wrong_credentials_are_a_configuration_fault(sealer, fake, book):
     async with closing(TwilioVoice(sealer, SID, "not-the-token", from_number=FROM, calls=book, link_key=KEY,
-                                   web_base=WEB, base_url=api.url, timeout=2.0)) as n:
+                                   web_base=WEB, base_url=fake.base_url, timeout=2.0)) as n:
         with pytest.raises(ConfigurationFault) as e:
             await n.send(outbound(sealer))
         assert e.value.code == "20003" and e.value.fields == ("account_sid", "auth_token")
@@ -306,8 +252,6 @@ async def test_wrong_credentials_are_a_configuration_fault(sealer, api, book):
 
 
 async def test_an_unreachable_twilio_is_temporary(sealer, book):
-    from savin.dev.broker import free_port
-
     async with closing(TwilioVoice(sealer, SID, TOKEN, from_number=FROM, calls=book, link_key=KEY, web_base=WEB,
                                    base_url=f"http://127.0.0.1:{free_port()}", timeout=2.0)) as n:
         with pytest.raises(TemporaryFailure) as e:
@@ -315,20 +259,21 @@ async def test_an_unreachable_twilio_is_temporary(sealer, book):
     assert e.value.code == "connection"
 
 
-async def test_no_number_or_words_reach_any_log_or_error(voice, api, sealer, caplog):
+async def test_no_number_or_words_reach_any_log_or_error(voice, fake, sealer, caplog):
     caplog.set_level(logging.DEBUG)
     await voice.send(outbound(sealer))
     errors = []
-    for code, status in ((21217, 400), (20429, 429), (21210, 400)):
-        api.faults[NUMBER] = (status, code)
+    for number in ("+15005550001", "+15005550429", "+15005550004"):
         with pytest.raises(DeliveryError) as e:
-            await voice.send(outbound(sealer))
+            await voice.send(outbound(sealer, number))
         errors.append(e.value)
+    await fake.wait_calls_async(1)
     assert logging.getLogger("twilio.http_client").level == logging.WARNING
     assert len(caplog.records) >= 3
     said = [r.getMessage() for r in caplog.records] + [str(e) for e in errors]
     for text in said:
-        for secret in (NUMBER, SECRET_WORDS, "Jonah", "Please call the office"):
+        for secret in (NUMBER, "+15005550001", "+15005550429", "+15005550004", SECRET_WORDS, "Jonah",
+                       "Please call the office"):
             assert secret not in text, text
 
 
@@ -361,21 +306,29 @@ async def test_waiting_callers_sleep_for_their_own_slot():
     assert slept == [0.25, 0.5, 0.75]  # the first goes at once
 
 
-async def test_a_burst_of_calls_is_spaced_and_never_refused_for_calls_per_second(sealer, api, book):
-    api.calls_per_second = 2
-    async with closing(notifier(sealer, api, book, calls_per_second=2.0)) as n:
+async def test_a_burst_of_calls_is_spaced_and_never_refused_for_calls_per_second(sealer, fake, book):
+    fake.calls_per_second = 2
+    async with closing(notifier(sealer, fake, book, calls_per_second=2.0)) as n:
         messages = [outbound(sealer, f"+1573555{i:04d}") for i in range(5)]
         receipts = await asyncio.gather(*(n.send(m) for m in messages))
-    assert api.too_many_requests == 0 and len(api.calls) == 5 and all(r.provider_ref for r in receipts)
-    assert [c.one("To") for c in api.calls] == [f"+1573555{i:04d}" for i in range(5)]  # in the order asked
+    calls = fake.calls
+    assert fake.too_many_requests == 0 and len(calls) == 5 and [r.provider_ref for r in receipts] == [
+        c.sid for c in calls]
+    assert [c.to for c in calls] == [f"+1573555{i:04d}" for i in range(5)]  # in the order asked
+
+    # The same burst without the spacing: Twilio refuses what goes over its limit.
+    async with closing(notifier(sealer, fake, book, calls_per_second=1000.0)) as n:
+        outcomes = await asyncio.gather(*(n.send(outbound(sealer)) for _ in range(5)), return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, TemporaryFailure)]
+    assert fake.too_many_requests == len(refused) >= 1 and {o.code for o in refused} == {"20429"}
 
 
-async def test_a_burst_past_what_the_limit_starts_in_time_is_deferred_not_sent(sealer, api, book):
-    async with closing(notifier(sealer, api, book, calls_per_second=1.0, max_wait=0.5)) as n:
+async def test_a_burst_past_what_the_limit_starts_in_time_is_deferred_not_sent(sealer, fake, book):
+    async with closing(notifier(sealer, fake, book, calls_per_second=1.0, max_wait=0.5)) as n:
         first = await n.send(outbound(sealer))
         with pytest.raises(TemporaryFailure) as e:
             await n.send(outbound(sealer))
-    assert first.provider_ref and e.value.code == "calls-per-second" and len(api.calls) == 1
+    assert first.provider_ref and e.value.code == "calls-per-second" and len(fake.calls) == 1
 
 
 # ---- call status callbacks ----------------------------------------------------------------------

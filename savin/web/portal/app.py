@@ -18,7 +18,7 @@ from savin.sealing import Sealer
 from savin.settings import PREFIX, Settings
 from savin.streams.store import open_store
 from savin.topics import Topics, ensure_topics
-from savin.web.portal import acknowledge, manage, register, webhooks
+from savin.web.portal import acknowledge, manage, register, voice, webhooks
 from savin.web.portal.commands import Commands
 from savin.web.portal.context import Portal
 from savin.web.portal.pages import Pages
@@ -83,7 +83,7 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
     portal = Portal(settings, topics, pages, sealer, commands)
     app.state.portal = portal
     app.include_router(pages.router)
-    for part in (register, manage, webhooks, acknowledge):
+    for part in (register, manage, webhooks, acknowledge, voice):
         app.include_router(part.routes(portal))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
