@@ -149,7 +149,8 @@ def test_the_worker_builds_one_notifier_per_configured_provider():
 
     settings = Settings(_env_file=None, data_key=new_key())
     d = build_dispatcher(settings)
-    assert sorted((n.channel, n.provider) for n in d.notifiers) == [("email", "smtp"), ("sms", "twilio")]
+    assert sorted((n.channel, n.provider) for n in d.notifiers) == [("email", "smtp"), ("sms", "twilio"),
+                                                                          ("voice", "twilio-voice")]
     # Its emails link to the portal, signed with the key the portal checks them with (Portal.link_key).
     from savin.domain.consent import read_unsubscribe_token
     from savin.domain.links import derive_key

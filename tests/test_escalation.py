@@ -207,11 +207,14 @@ async def test_an_sms_reply_with_the_code_in_the_first_step_means_no_call(stack)
     await stack.publish_events([json.dumps(escape)])
     await eventually(lambda: sms_to(stack, number), 30, "the escape text")
     (text,) = sms_to(stack, number)
-    ladder = await eventually(lambda: ladder_of(stack, "R-TEXT", escape["event_id"]), 30, "the ladder")
+    async def opened():
+        return await ladder_of(stack, "R-TEXT", escape["event_id"])
+
+    ladder = await eventually(opened, 30, "the ladder")
     assert f"Reply {ladder.code} to confirm" in text
 
     reply = await stack.twilio.send_incoming(f"{web.url}/webhooks/twilio/sms", number, ladder.code.lower())
-    assert reply.status == 200 and reply.messages and "Thank you" in reply.messages[0]
+    assert reply.status == 200 and reply.messages and "thank you" in reply.messages[0].lower()
 
     async def acknowledged():
         e = await ladder_of(stack, "R-TEXT", escape["event_id"])
@@ -307,7 +310,10 @@ async def test_calls_nobody_answers_repeat_on_schedule_and_the_ladder_ends_unack
     assert 2 <= len(wrong_calls) <= 3 and wrong_end.calls == len(wrong_calls)
     for c in wrong_calls:
         no_content(c)
-    assert all(b.at - a.at >= 5.5 for a, b in zip(wrong_calls, wrong_calls[1:]))
+    # (Each round is due from the one before; a call may go out a second or two after its
+    # round when the account's calls per second space it behind the others.)
+    assert all(c.at - start >= 6 + 6 * i - 0.5 for i, c in enumerate(wrong_calls)), \
+        [round(c.at - start, 1) for c in wrong_calls]
 
     unacknowledged = {f.registration_id for f in await flags(stack) if f.flag is FlagKind.UNACKNOWLEDGED}
     assert unacknowledged == {"R-ABSENT", "R-MACHINE", "R-WRONG"}
@@ -325,7 +331,10 @@ async def test_a_text_refused_for_good_brings_the_call_forward_and_flags_the_con
     await stack.publish_events([json.dumps(escape)])
     (call,) = await stack.twilio.wait_calls_async(1, timeout=30)  # long before the 60 s first step
     assert call.to == voice and call.digits == [PIN, "1"]
-    flagged = await eventually(lambda: flags(stack), 30, "the flag")
+    async def flagged_yet():
+        return await flags(stack)
+
+    flagged = await eventually(flagged_yet, 30, "the flag")
     assert [(f.registration_id, f.flag, f.channel.value, f.reason) for f in flagged] == [
         ("R-STOPPED", FlagKind.CHANNEL_FAILED, "sms", "21610")]
 

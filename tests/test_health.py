@@ -179,7 +179,7 @@ def test_the_worker_serves_savins_pages_and_nothing_else(stack):
     status, body = http(f"{worker.url}/readyz")
     assert status == 200 and json.loads(body)["ready"] is True
     assert set(json.loads(body)["checks"]) == {"kafka", "stage:match", "stage:deliver", "stage:status",
-                                               "provider:twilio", "provider:smtp"}
+                                               "provider:twilio", "provider:smtp", "provider:twilio-voice"}
     assert http(f"{worker.url}/livez") == (200, b'{"live": true}')
     status, body = http(f"{worker.url}/metrics")
     assert status == 200 and b"savin_kafka_connected 1.0" in body and b"savin_ready 1.0" in body
