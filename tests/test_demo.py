@@ -1,7 +1,8 @@
 """`make demo`'s job, as a new user runs it: a broker, the peers, the worker and
 the portal as their own processes; the sample day delivered, the malformed
 event dead-lettered, and a victim registered through the portal's forms who is
-told of the next hearing on both confirmed contacts."""
+told of the next hearing on both confirmed contacts, then texted and called about
+an escape and acknowledging it with the PIN and 1 on the call."""
 
 from __future__ import annotations
 
@@ -24,4 +25,7 @@ def test_the_demo_runs_start_to_finish(tmp_path):
     assert "invalid event" in out  # the malformed event, dead-lettered with its reason
     assert "both contacts confirmed" in out
     assert "told of the hearing in Spanish: email accepted, sms accepted" in out
+    assert "Responda " in out and " si recibió este aviso" in out  # the escape's SMS asks for a reply
+    assert "call (Polly.Mia): Richard Roe" in out  # the call speaks the notice, in Spanish, after the PIN
+    assert "acknowledged by voice" in out and "no further call is planned" in out
     assert "stopped the worker, the peers and the broker" in out

@@ -3,7 +3,10 @@
 Starts a Kafka broker (or uses SAVIN_KAFKA_BOOTSTRAP), the fake Twilio and an
 SMTP server, runs the worker as its own process, imports sample registrations,
 publishes a sample day of custody events (with a duplicate and a malformed
-one), and shows what was delivered. Everything it started is stopped again.
+one), and shows what was delivered. A victim then registers on the portal, is
+told of a hearing, and is followed up after an escape: the text first, then a
+call on which a scripted callee types the PIN and presses 1. Everything it
+started is stopped again.
 """
 
 from __future__ import annotations
@@ -60,28 +63,29 @@ def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -
         external = os.environ.get("SAVIN_KAFKA_BOOTSTRAP")
         if external and broker_reachable(external):
             bootstrap = external
-            console.print(f"[bold]1/7[/] using the broker at {bootstrap}")
+            console.print(f"[bold]1/8[/] using the broker at {bootstrap}")
         else:
-            console.print("[bold]1/7[/] starting Kafka 3.9.1 (KRaft)")
+            console.print("[bold]1/8[/] starting Kafka 3.9.1 (KRaft)")
             broker = DevBroker(data_dir=workdir / "kafka", port=free_port(), controller_port=free_port())
             bootstrap = broker.start(progress=lambda m: console.print(f"      {m}", highlight=False))
 
-        console.print("[bold]2/7[/] starting the fake Twilio and the SMTP server")
+        console.print("[bold]2/8[/] starting the fake Twilio and the SMTP server")
         stack = LocalStack(bootstrap=bootstrap, workdir=workdir, namespace=f"demo{os.getpid()}")
         stack.start_peers()
 
-        console.print("[bold]3/7[/] starting the worker (its own process; log: "
+        console.print("[bold]3/8[/] starting the worker (its own process; log: "
                       f"{workdir / 'worker.log'})")
-        stack.start_worker()
+        # A short ladder, so the demo shows the call that follows an unacknowledged text.
+        stack.start_worker(SAVIN_ESCALATION_FIRST_CALL=str(DEMO_FIRST_CALL))
         web = stack.start_web()
 
         async def drive():
-            console.print(f"[bold]4/7[/] importing {len(registrations)} registrations (sealed before publishing)")
+            console.print(f"[bold]4/8[/] importing {len(registrations)} registrations (sealed before publishing)")
             report = await stack.import_registrations(registrations)
             await stack.wait_caught_up(stack.topics.registrations)
             console.print(f"      {report.published} registrations applied")
 
-            console.print(f"[bold]5/7[/] publishing {len(events)} custody events "
+            console.print(f"[bold]5/8[/] publishing {len(events)} custody events "
                           "(one is a repeat) and one malformed event")
             await stack.publish_events(events[:3])
             await stack.publish_raw(malformed, key=b"MO-1048576")
@@ -99,11 +103,15 @@ def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -
 
         results, letters = asyncio.run(drive())
         sent = (len(stack.twilio.messages), len(stack.smtp.messages))
-        console.print(f"[bold]6/7[/] a victim registers on the portal ({web.url}, log: {workdir / 'web-0.log'})")
-        portal_notices = asyncio.run(_register_on_the_portal(console, stack, web.url))
-        console.print("[bold]7/7[/] done in {:.1f}s\n".format(time.monotonic() - started))
+        console.print(f"[bold]6/8[/] a victim registers on the portal ({web.url}, log: {workdir / 'web-0.log'})")
+        rid, portal_notices = asyncio.run(_register_on_the_portal(console, stack, web.url))
+        console.print(f"[bold]7/8[/] {_ESCAPE['offender_name']} escapes: the registrant is texted, then called "
+                      f"after {DEMO_FIRST_CALL} s")
+        followed_up = asyncio.run(_escape_followed_up(console, stack, rid))
+        console.print("[bold]8/8[/] done in {:.1f}s\n".format(time.monotonic() - started))
         _show(console, results, letters, sent)
         _show_portal(console, portal_notices)
+        console.print(followed_up)
         return 0
     except Exception as e:  # the demo reports, then cleans up
         console.print(f"[bold red]demo failed:[/] {e}")
@@ -128,15 +136,24 @@ _HEARING = {
 }
 
 
-async def _register_on_the_portal(console: Console, stack, url: str) -> list:
+#: Seconds before an unacknowledged urgent notice is followed by a call, in the demo (300 by default).
+DEMO_FIRST_CALL = 8
+_PHONE, _PIN = "+15735550177", "2468"
+_ESCAPE = {
+    "event_type": "ESCAPED", "offender_id": "MO-2097152", "offender_name": "Richard Roe",
+    "source": "mo-doc-oms", "schema_version": 1, "payload": {"facility": "Farmington Correctional Center"},
+}
+
+
+async def _register_on_the_portal(console: Console, stack, url: str) -> tuple[str, list]:
     """Register in Spanish through the portal's forms, confirm the phone's code and the email's
     link as a victim would, then publish a hearing and wait for its two notices."""
     from savin.dev.testing.portal_client import PortalClient
 
-    phone, mail = "+15735550177", "rosa.demo@example.org"
+    phone, mail = _PHONE, "rosa.demo@example.org"
     client = PortalClient(url, language="es")
     sms_before, mail_before = len(stack.twilio.messages), len(stack.smtp.messages)
-    rid = await asyncio.to_thread(client.register, _HEARING["offender_id"], phone=phone, email=mail, pin="2468")
+    rid = await asyncio.to_thread(client.register, _HEARING["offender_id"], phone=phone, email=mail, pin=_PIN)
     console.print(f"      registration {rid}: a code sent by SMS, a link by email; nothing else until confirmed")
 
     async def proofs_sent():
@@ -162,7 +179,38 @@ async def _register_on_the_portal(console: Console, stack, url: str) -> list:
         return len({r.channel for r in mine}) == 2
 
     await wait_until(told, 60, interval=0.3, what="the portal registrant's notices")
-    return [r for r in await stack.results() if r.registration_id == rid and r.source == "attempt"]
+    return rid, [r for r in await stack.results() if r.registration_id == rid and r.source == "attempt"]
+
+
+async def _escape_followed_up(console: Console, stack, rid: str) -> str:
+    """Publish an escape for the portal registrant's offender; nobody answers the text, so
+    the call follows; the callee types the PIN and presses 1. What the call said, and that
+    nothing followed the acknowledgement."""
+    from savin.dev.testing.callee import Callee
+    from savin.ops.escalations import latest_escalations
+    from savin.schemas.escalation import EscalationState
+
+    stack.twilio.callees[_PHONE] = Callee("person", digits=(_PIN + "#", "1"))
+    texts_before = len([m for m in stack.twilio.messages if m.to == _PHONE])
+    event = {**_ESCAPE, "event_id": str(uuid.uuid4()), "occurred_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    published = time.time()
+    await stack.publish_events([json.dumps(event)])
+    settings = stack.settings()
+
+    async def acknowledged():
+        return next((e for e in await latest_escalations(settings)
+                     if e.registration_id == rid and str(e.event_id) == event["event_id"]
+                     and e.state is EscalationState.ACKNOWLEDGED), None)
+
+    done = await wait_until(acknowledged, 90, interval=0.5, what="the escape notice's acknowledgement")
+    texts = [m for m in stack.twilio.messages if m.to == _PHONE][texts_before:]
+    console.print(f"      SMS: {texts[0].body}", highlight=False, markup=False)
+    calls = [c for c in stack.twilio.calls if c.to == _PHONE]
+    for said in calls[-1].said:
+        console.print(f"      call ({said.voice}): {said.text}", highlight=False, markup=False)
+    planned = "no further call is planned" if done.next_call_at is None else f"next call {done.next_call_at}"
+    return (f"the escape notice was acknowledged by {done.acknowledged_by.value} "
+            f"{done.acknowledged_at.timestamp() - published:.1f} s after the event, on call {done.calls}; {planned}")
 
 
 def _show_portal(console: Console, notices) -> None:

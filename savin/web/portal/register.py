@@ -43,7 +43,7 @@ from starlette.datastructures import FormData
 from savin.domain.clock import utcnow
 from savin.domain.vocabulary import EVENT_TYPES
 from savin.schemas import StoredRegistration
-from savin.schemas.registration import Actor, Channel, QuietHours, Registration
+from savin.schemas.registration import Actor, Channel, Registration
 from savin.sealing import seal_registration
 from savin.web.portal import proving
 from savin.web.portal.context import Portal
@@ -110,8 +110,8 @@ def _document(answers: dict, registration_id: str) -> dict:
     return {"registration_id": registration_id, "offender_id": answers["offender_id"], "name": answers.get("name"),
             "contacts": contacts, "language": answers.get("language", "en"),
             "event_types": event_types_of(answers.get("notices")),
-            "timezone": answers.get("timezone", DEFAULT_TIMEZONE), "pin": answers.get("pin"),
-            "quiet_hours": QuietHours().model_dump()}
+            # No quiet hours of its own: the service's (SAVIN_QUIET_HOURS) apply until changed on Manage.
+            "timezone": answers.get("timezone", DEFAULT_TIMEZONE), "pin": answers.get("pin")}
 
 
 def build(answers: dict, registration_id: str = "R-CHECK") -> tuple[Registration | None, set[str]]:
