@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support import event
 
+from savin.domain.escalation import ack_code
 from savin.rendering import EmailLinks, Renderer
 from savin.schemas import parse_event
 
@@ -75,25 +76,31 @@ async def test_events_reach_every_registered_victim_once_in_their_language(stack
 
     renderer = Renderer()
 
-    def expected(ev, channel, language):
-        body = parse_event(json.dumps(ev)).model_dump(mode="json")
+    def expected(ev, channel, language, registration_id=None):
+        parsed = parse_event(json.dumps(ev))
         links = EmailLinks("unsubscribe", "manage") if channel == "email" else None
-        return renderer.render(body, channel, language, "America/Chicago", links=links)
+        # An urgent notice asks for the registration's acknowledgement code.
+        code = (ack_code(ev["event_id"], registration_id)
+                if registration_id and parsed.urgency.value == "urgent" else None)
+        return renderer.render(parsed.model_dump(mode="json"), channel, language, "America/Chicago", links=links,
+                               ack_code=code)
 
     sms = {}
     for m in stack.twilio.messages:
         sms.setdefault(m.to, []).append(m.body)
     o1_events = [scheduled, released, escaped]
     assert {k: sorted(bodies) for k, bodies in sms.items()} == {
-        v["A"]["sms"]: sorted(expected(e, "sms", "en").text for e in o1_events),
-        v["B"]["sms"]: sorted(expected(e, "sms", "es").text for e in o1_events),
-        v["C"]["sms"]: [expected(hearing, "sms", "en").text],
+        v["A"]["sms"]: sorted(expected(e, "sms", "en", "R-A").text for e in o1_events),
+        v["B"]["sms"]: sorted(expected(e, "sms", "es", "R-B").text for e in o1_events),
+        v["C"]["sms"]: [expected(hearing, "sms", "en", "R-C2").text],
     }
     # Urgent notices have their own topic, so they may overtake routine ones;
     # within one urgency a registrant's notices keep the events' order.
     for who, language in (("A", "en"), ("B", "es")):
         got = sms[v[who]["sms"]]
-        assert got.index(expected(released, "sms", language).text) < got.index(expected(escaped, "sms", language).text)
+        rid = f"R-{who}"
+        assert (got.index(expected(released, "sms", language, rid).text)
+                < got.index(expected(escaped, "sms", language, rid).text))
     mail = {}
     for m in stack.smtp.messages:
         (rcpt,) = m.rcpt_tos

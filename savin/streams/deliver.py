@@ -87,8 +87,6 @@ _ACKED_EARLY = b"a:"  # + registration id|event id -> an Acknowledgement that ca
 
 #: Timer kinds: a held routine notice, a ladder's next round of calls, a ladder's end.
 _HELD, _CALL, _END = "q", "c", "g"
-#: Timers fired per partition per turn of the loop.
-_TIMERS_PER_TURN = 500
 #: Seconds between looks at the timers.
 _TICK = 0.1
 _FAILED_FOR_GOOD = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.UNDELIVERED})
@@ -203,6 +201,10 @@ class DeliverStage(Stage):
             if esc.state is not EscalationState.OPEN and esc.updated_at < now - dt.timedelta(days=days):
                 yield key
                 yield from (_OF_LADDER + n.encode() for n in state["notices"])
+        # An acknowledgement whose ladder never opened.
+        for key, raw in store.scan(_ACKED_EARLY):
+            if Acknowledgement.model_validate_json(raw).at < now - dt.timedelta(days=days):
+                yield key
 
     async def changelog(self, partition: int, pending: Pending):
         # Every change since the last commit, keyed as in the store, so compaction keeps the
@@ -393,8 +395,10 @@ class DeliverStage(Stage):
         now = utcnow()
         todo: list[tuple[Pending, NoticeJob, object]] = []
         stores: dict[int, Store] = {}
+        # At most a batch's worth in a turn, so a morning's held notices go out at the stage's pace.
+        per_partition = max(1, self.batch_size // max(1, len(self.stores)))
         for partition, store in list(self.stores.items()):
-            due = due_timers(store, self.checkpoint.pending.get(partition), now, _TIMERS_PER_TURN)
+            due = due_timers(store, self.checkpoint.pending.get(partition), now, per_partition)
             if not due:
                 continue
             pending = self.checkpoint.touch(partition, store)
