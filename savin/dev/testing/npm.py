@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["NpmFetchError", "cache_root", "fetch_member"]
+__all__ = ["NpmFetchError", "cache_root", "download", "fetch_member", "write_atomic"]
 
 
 class NpmFetchError(RuntimeError):
@@ -41,12 +41,8 @@ def fetch_member(dest: Path, url: str, integrity: str, member: str, *, what: str
     """
     if dest.exists():
         return dest
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            tarball = response.read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise error(f"could not download {what} from {url}: {e}. "
-                    f"Check the network, or put {member} from that tarball at {dest}.") from e
+    tarball = download(url, what=what, instead=f"put {member} from that tarball at {dest}", error=error,
+                       timeout=timeout)
     algorithm, _, expected = integrity.partition("-")
     try:
         actual = base64.b64encode(hashlib.new(algorithm, tarball).digest()).decode()
@@ -67,6 +63,22 @@ def fetch_member(dest: Path, url: str, integrity: str, member: str, *, what: str
             check(content)
         except ValueError as e:
             raise error(f"{member} in {url} is not usable: {e}") from e
+    return write_atomic(dest, content)
+
+
+def download(url: str, *, what: str, instead: str, error: type[Exception], timeout: float) -> bytes:
+    """The body at ``url``. A failure raises ``error`` naming ``what`` was fetched
+    and what to do ``instead`` without the network."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise error(f"could not download {what} from {url}: {e}. Check the network, or {instead}.") from e
+
+
+def write_atomic(dest: Path, content: bytes) -> Path:
+    """Write ``content`` to ``dest`` under a temporary name, then rename it into
+    place, so a reader never sees half of it."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
