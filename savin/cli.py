@@ -402,6 +402,61 @@ def web():
     _serve(settings(), check_web_settings, run_web)
 
 
+# ---- consumer lag -------------------------------------------------------------------
+
+
+@app.command("lag")
+def lag(
+    stage: Optional[list[str]] = typer.Option(None, "--stage", help="Only this stage's group: match, deliver or "
+                                                                     "status (repeatable; default: all three)."),
+    looks: int = typer.Option(10, "--looks", min=2, help="Looks at the offsets, --every seconds apart (about 9 s "
+                                                           "by default); the status is judged over all of them."),
+    every: float = typer.Option(1.0, "--every", min=0.0, help="Seconds between looks."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per stage group, with its partitions."),
+):
+    """Each stage group's lag per input partition (committed and log-end offsets, records and seconds
+    behind) and its status by Burrow's rules: OK, WARN (falling behind while it moves), STOP (no consumer
+    commits while records wait), STALL (a consumer holds it but its offset does not move), REWIND (the
+    committed offset went back); a group is as bad as its worst partition. Exit code 0 when every group is
+    OK or WARN, 1 when any is STOP, STALL or REWIND (or Kafka fails)."""
+    from savin.domain.lag import Status
+    from savin.ops.lag import stage_lag
+    from savin.settings import STAGES
+
+    stages = stage or ["match", "deliver", "status"]
+    if unknown := sorted(set(stages) - STAGES):
+        raise fail(f"--stage must be match, deliver or status, not {', '.join(unknown)}", 2)
+    s = settings()
+    with err.status("looking at the offsets...") as status:
+        groups = kafka(s, lambda: stage_lag(s, stages, looks, every,
+                                            progress=lambda n: status.update(f"looked {n} of {looks} times")))
+
+    def topic(p) -> str:
+        return p.topic.removeprefix(s.namespace + ".")
+
+    def reason(g) -> str | None:
+        return f"{topic(g.worst)}[{g.worst.partition}] {g.worst.reason}" if g.worst is not None else None
+
+    if as_json:
+        for name, g in groups.items():
+            print(json.dumps({
+                "stage": name, "group": g.group, "status": g.status.name, "reason": reason(g),
+                "partitions": [{"topic": topic(p), "partition": p.partition, "committed": p.committed, "end": p.end,
+                                "lag": p.lag, "lag_seconds": p.seconds, "status": p.status.name, "reason": p.reason}
+                               for p in g.partitions]}))
+    else:
+        rows = [[name, topic(p), str(p.partition), "-" if p.committed is None else str(p.committed), str(p.end),
+                 str(p.lag), "?" if p.seconds is None else f"{p.seconds:.1f}", p.status.name]
+                for name, g in groups.items() for p in g.partitions]
+        show_table(f"{len(rows)} partitions, {looks} looks {every:g} s apart",
+                   [("stage", False), ("topic", False), ("partition", False), ("committed", False), ("end", False),
+                    ("lag", False), ("seconds", False), ("status", False)], rows)
+        for name, g in groups.items():
+            say(f"{name} ({g.group}): {g.status.name}{': ' + reason(g) if g.worst is not None else ''}")
+    if any(g.status in (Status.STOP, Status.STALL, Status.REWIND) for g in groups.values()):
+        raise typer.Exit(1)
+
+
 # ---- dead letters -------------------------------------------------------------------
 
 ReasonOption = typer.Option(None, "--reason", help="Only dead letters whose reason contains this (any case).")

@@ -10,8 +10,17 @@ NOTICES_SKIPPED = Counter("savin_notices_skipped_total", "Notices skipped as alr
 DEAD_LETTERS = Counter("savin_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])
 CALLBACKS = Counter("savin_callbacks_total", "Provider status callbacks", ["outcome"])
 SEND_SECONDS = Histogram("savin_send_seconds", "Time for one provider send", ["provider"])
-LAG = Gauge("savin_consumer_lag", "Records behind the end of each input partition, as of the stage's last batch",
-            ["stage", "topic", "partition"])
+#: The partitions this worker holds, looked at every SAVIN_LAG_INTERVAL seconds (:mod:`savin.streams.lag`);
+#: a partition's series go when it moves to another worker.
+_CONSUMER = ["stage", "group", "topic", "partition"]
+CONSUMER_LAG_RECORDS = Gauge("savin_consumer_lag_records",
+                             "Records in each input partition after the stage group's committed offset", _CONSUMER)
+CONSUMER_LAG_SECONDS = Gauge("savin_consumer_lag_seconds",
+                             "Seconds since the first record after the committed offset was produced (on a retry "
+                             "tier: since it came due); 0 when nothing is behind", _CONSUMER)
+CONSUMER_STATUS = Gauge("savin_consumer_status",
+                        "Each input partition's consumer status by Burrow's rules: 0 OK, 1 WARN, 2 STOP, 3 STALL, "
+                        "4 REWIND", _CONSUMER)
 STAGE_REWINDS = Counter("savin_stage_rewinds_total", "Times a stage went back to its last commit", ["stage"])
 STAGE_LAST_COMMIT = Gauge("savin_stage_last_commit_timestamp_seconds",
                           "Unix time of each stage's last commit (or of its last idle check)", ["stage"])

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     #: Days a final ledger entry (delivered, failed, ...) is kept before the deliver
     #: stage forgets it; a repeat of the notice after that is no longer recognised.
     ledger_retention_days: float = Field(90, gt=0, le=3650)
+    #: Seconds between the worker's looks at its stage groups' committed and log-end offsets:
+    #: the lag gauges and the consumer status (judged over the last 10 looks) move at this pace.
+    lag_interval: float = Field(10.0, gt=0, le=3600)
     #: Which stages this worker runs (default: both). Lets a deployment scale
     #: matching and delivery separately, and the benchmark time one stage alone.
     stages: Annotated[frozenset[str], NoDecode] = STAGES

@@ -37,6 +37,8 @@ class Topics:
         self.notices_urgent = t("notices.urgent")
         self.notices_routine = t("notices.routine")
         self.retries = [t(f"notice-retries.{i}") for i in range(len(settings.retry_delays))]
+        #: Seconds a notice waits on each retry tier before it is due (SAVIN_RETRY_DELAYS).
+        self.retry_delays = dict(zip(self.retries, settings.retry_delays))
         self.delivery_results = t("delivery-results")
         self.dead_letters = t("dead-letters")
         #: Which dead letters were sent back (compacted, keyed by dead letter id).
@@ -73,15 +75,20 @@ class Topics:
         """The consumer group of a stage (``match``, ``deliver``)."""
         return f"{self.namespace}.{stage}"
 
+    def stage_inputs(self, stage: str) -> list[str]:
+        """The topics a stage (``match``, ``deliver``, ``status``) consumes, as its stage class names them."""
+        return {
+            "match": [self.custody_events, self.registrations],
+            "deliver": [self.consent, self.acknowledgements, self.notices_urgent, self.notices_routine,
+                        *self.retries, self.delivery_results],
+            "status": [self.custody_events],
+        }[stage]
+
     def stage_reading(self, topic: str) -> str:
-        """The stage that consumes ``topic``; KeyError for a topic no stage reads."""
-        match = {self.custody_events, self.registrations}
-        deliver = {self.consent, self.notices_urgent, self.notices_routine, *self.retries, self.delivery_results,
-                   self.acknowledgements}
-        if topic in match:
-            return "match"
-        if topic in deliver:
-            return "deliver"
+        """The first stage that consumes ``topic``; KeyError for a topic no stage reads."""
+        for stage in ("match", "deliver", "status"):
+            if topic in self.stage_inputs(stage):
+                return stage
         raise KeyError(f"no stage consumes {topic}")
 
     def specs(self) -> list[TopicSpec]:

@@ -1,13 +1,24 @@
-"""Reading topics without a consumer group: whole topics, end offsets, a group's lag."""
+"""Reading topics without a consumer group: whole topics, end offsets, a group's
+lag, and what a lag monitor looks at (committed offsets, who holds each
+partition, when the first record behind was produced)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import (
+    CoordinatorLoadInProgressError,
+    GroupCoordinatorNotAvailableError,
+    NotCoordinatorError,
+    RecordTooLargeError,
+)
+
+from savin.domain.lag import Look
 
 __all__ = ["read_topic", "Record", "group_lag", "end_offsets", "topic_partitions", "wait_until", "OffsetWatch"]
 
@@ -104,9 +115,11 @@ class OffsetWatch:
     """A long-lived connection for polling topic sizes and a group's lag cheaply."""
 
     def __init__(self, bootstrap: str):
+        self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self._parts: dict[str, list[TopicPartition]] = {}
+        self._reader: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> "OffsetWatch":
         try:
@@ -118,8 +131,14 @@ class OffsetWatch:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        if self._reader is not None:
+            await self._reader.stop()
         await self._consumer.stop()
         await self._admin.close()
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        """The partitions of ``topic`` (none if it does not exist)."""
+        return list(await self._partitions(topic))
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
         if topic not in self._parts:
@@ -148,3 +167,85 @@ class OffsetWatch:
                 meta = committed.get(tp)
                 lag += max(0, end - (meta.offset if meta is not None and meta.offset >= 0 else 0))
         return lag
+
+    async def committed(self, group_id: str) -> dict[TopicPartition, int]:
+        """The offsets ``group_id`` has committed (partitions it never committed are left out)."""
+        found = await _coordinated(lambda: self._admin.list_consumer_group_offsets(group_id))
+        return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+    async def holders(self, group_id: str) -> dict[TopicPartition, str]:
+        """The live member (its client id) holding each partition of ``group_id``, from the group's description."""
+        held: dict[TopicPartition, str] = {}
+        for response in await _coordinated(lambda: self._admin.describe_consumer_groups([group_id])):
+            for group in response.to_object()["groups"]:
+                if group["group"] != group_id or group["error_code"] or group["protocol_type"] != "consumer":
+                    continue
+                for member in group["members"]:
+                    if member["member_assignment"]:
+                        assignment = ConsumerProtocolMemberAssignment.decode(member["member_assignment"])
+                        held.update(dict.fromkeys(assignment.partitions(), member["client_id"]))
+        return held
+
+    async def heads(self, positions: Mapping[TopicPartition, int], timeout: float = 2.0) -> dict[TopicPartition, float]:
+        """When the record at (or, after compaction, first after) each position was produced,
+        in Unix seconds; a partition whose record cannot be read in ``timeout`` is left out."""
+        if not positions:
+            return {}
+        if self._reader is None:
+            # Its own consumer: the heads are read by assigning and seeking, which the
+            # offset consumer must not do. Small fetches: only the first record is wanted.
+            self._reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+                                            auto_offset_reset="earliest", max_partition_fetch_bytes=256 * 1024)
+            await self._reader.start()
+        reader, found = self._reader, {}
+        reader.assign(list(positions))
+        for tp, offset in positions.items():
+            reader.seek(tp, offset)
+        waiting = set(positions)
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while waiting and asyncio.get_running_loop().time() < deadline:
+                try:
+                    got = await reader.getmany(*waiting, timeout_ms=200, max_records=len(waiting) * 10)
+                except RecordTooLargeError as e:
+                    waiting.discard(e.args[1])
+                    continue
+                for tp, records in got.items():
+                    if records and tp in waiting:
+                        waiting.discard(tp)
+                        reader.pause(tp)
+                        if records[0].timestamp >= 0:
+                            found[tp] = records[0].timestamp / 1000
+        finally:
+            reader.assign([])
+        return found
+
+    async def look(self, group_id: str, partitions: Iterable[TopicPartition],
+                   live: Collection[TopicPartition] = (), delays: Mapping[str, float] | None = None) -> list[Look]:
+        """One look at ``partitions`` for ``group_id``: committed, start and end offsets and
+        when the first record behind was produced. ``live`` are the partitions a live member
+        holds; ``delays`` the seconds records wait on purpose on a topic (a retry tier)."""
+        tps = sorted(partitions)
+        if not tps:
+            return []
+        committed = await self.committed(group_id)
+        ends = await self._consumer.end_offsets(tps)
+        starts = await self._consumer.beginning_offsets(tps)
+        delays = delays or {}
+        looks = [Look(group_id, tp.topic, tp.partition, committed.get(tp), starts[tp], ends[tp], live=tp in live,
+                      delay=delays.get(tp.topic, 0.0)) for tp in tps]
+        heads = await self.heads({TopicPartition(k.topic, k.partition): k.position for k in looks if k.lag})
+        return [replace(k, head_at=heads.get(TopicPartition(k.topic, k.partition))) if k.lag else k
+                for k in looks]
+
+
+async def _coordinated(ask, tries: int = 20, pause: float = 0.5):
+    """A group coordinator request, asked again while the coordinator is not yet there
+    (a new cluster creates its offsets topic on the first group request)."""
+    for n in range(tries):
+        try:
+            return await ask()
+        except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError):
+            if n + 1 == tries:
+                raise
+            await asyncio.sleep(pause)

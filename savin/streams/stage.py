@@ -228,7 +228,6 @@ class Stage(Service):
                         if self.careful:
                             batches = await self._set_aside(batches)
                         await self.handle(batches)
-                        self._note_lag(batches)
                     if self.ready.is_set():
                         await self.tick()
                     self._expire()
@@ -246,14 +245,6 @@ class Stage(Service):
     def _progress(self) -> None:
         self.last_progress = time.monotonic()
         metrics.STAGE_LAST_COMMIT.labels(stage=self.name).set(time.time())
-
-    def _note_lag(self, batches: Mapping[TopicPartition, list]) -> None:
-        prefix = self.settings.namespace + "."
-        for tp, records in batches.items():
-            end = self.consumer.highwater(tp)
-            if records and end is not None:
-                metrics.LAG.labels(stage=self.name, topic=tp.topic.removeprefix(prefix),
-                                   partition=str(tp.partition)).set(max(0, end - records[-1].offset - 1))
 
     # ---- what handlers use --------------------------------------------------------------
 
@@ -395,9 +386,13 @@ class Stage(Service):
         applied = await restore(self.settings.kafka_bootstrap, self.stores, self.changelogs, self.restore,
                                 f"{self.name} stage")
         for topic in set(self.changelogs) & set(self.inputs):
-            # An input that is its own changelog continues where the store got to.
+            # An input that is its own changelog continues where the store got to, and the
+            # next commit records that, so the group's offsets count the restored records as read.
             for p in partitions:
-                self.consumer.seek(TopicPartition(topic, p), self.stores[p].offset(topic) or 0)
+                tp, offset = TopicPartition(topic, p), self.stores[p].offset(topic) or 0
+                self.consumer.seek(tp, offset)
+                if offset and self.begin(tp, offset) is not None:
+                    self.done(tp, offset)
         self.log.info("%s stage holds partitions %s; restored %d records in %.2f s",
                       self.name, sorted(partitions), applied, time.monotonic() - started)
         await self.assigned(partitions)

@@ -1,6 +1,7 @@
-"""The worker process: a Faust app that hosts the stages as services, the
-health checks, and savin's web server (``/livez``, ``/readyz``, ``/metrics``;
-nothing of Faust's own pages; Twilio's status callbacks go to ``savin web``).
+"""The worker process: a Faust app that hosts the stages as services, the lag
+monitor (:mod:`savin.streams.lag`), the health checks, and savin's web server
+(``/livez``, ``/readyz``, ``/metrics``; nothing of Faust's own pages; Twilio's
+status callbacks go to ``savin web``).
 
 The stages (:mod:`savin.streams.match`, :mod:`savin.streams.deliver`) consume a
 batch at a time on their own aiokafka consumers; see :mod:`savin.streams.stage`
@@ -29,6 +30,7 @@ from savin.logs import install_repeat_filter
 from savin.notifiers.dispatcher import Dispatcher
 from savin.settings import Settings
 from savin.streams.deliver import DeliverStage
+from savin.streams.lag import LagMonitor
 from savin.streams.match import MatchStage
 from savin.streams.status import StatusStage
 from savin.topics import Topics, ensure_topics
@@ -85,10 +87,12 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     probe = KafkaProbe(settings.kafka_bootstrap)
     # A deliver batch may wait for a provider's timeout before it commits.
     stall_after = max(10.0, 2 * max(settings.twilio_timeout, settings.smtp_timeout))
-    readiness = Readiness(probe, stages, notifiers, stall_after=stall_after)
+    lag = LagMonitor(settings, stages)
+    readiness = Readiness(probe, stages, notifiers, stall_after=stall_after, lag=lag)
     app.service(Health(probe, notifiers))
     for stage in stages:
         app.service(stage)
+    app.service(lag)
     app.web_server(WebServer(routes(readiness), settings.web_host, settings.web_port))
     return app
 

@@ -7,6 +7,10 @@
   couple of seconds with a short timeout) gets no answer;
 * ``stage:<name>``: the stage is restoring its partitions, or has made no
   progress (no commit, no idle poll) for several commit intervals;
+* ``lag:<name>``: the stage's group, over the partitions this worker holds, is
+  in STOP or STALL by Burrow's rules (:mod:`savin.streams.lag`); the detail
+  names the partition and why, the code the status. WARN and REWIND are shown
+  in the detail but do not make the worker unready;
 * ``provider:<name>``: the provider refuses savin's configuration (wrong
   credentials, a closed account) on a send or a check; while it does, the
   notifier is checked again every :attr:`Health.recheck_interval` seconds, so a
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +33,7 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from savin import metrics
+from savin.domain.lag import GroupLag, Status
 from savin.notifiers.base import DeliveryError, Notifier
 
 __all__ = ["Check", "KafkaProbe", "Readiness", "Health", "STALL_INTERVALS"]
@@ -44,6 +49,15 @@ class StageLike(Protocol):
     ready: asyncio.Event
     commit_interval: float
     last_progress: float
+
+
+class LagLike(Protocol):
+    #: The latest judgement of each stage's group (by stage name).
+    groups: Mapping[str, GroupLag]
+
+
+#: Consumer statuses that make a worker not ready.
+UNREADY = frozenset({Status.STOP, Status.STALL})
 
 
 @dataclass(frozen=True)
@@ -125,10 +139,11 @@ class Readiness:
     """
 
     def __init__(self, kafka: KafkaProbe | None, stages: Sequence[StageLike], notifiers: Iterable[Notifier],
-                 stall_after: float = 20.0, clock: Callable[[], float] = time.monotonic):
+                 stall_after: float = 20.0, clock: Callable[[], float] = time.monotonic, lag: LagLike | None = None):
         self.kafka = kafka
         self.stages = list(stages)
         self.notifiers = list(notifiers)
+        self.lag = lag
         self.stall_after = stall_after
         self._clock = clock
 
@@ -137,6 +152,8 @@ class Readiness:
         found = [self.kafka.check(now)] if self.kafka is not None else []
         for stage in self.stages:
             found.append(self._stage(stage, now))
+        for name, group in (self.lag.groups.items() if self.lag is not None else ()):
+            found.append(self._lag(name, group))
         for n in self.notifiers:
             fault = n.config_fault
             name = f"provider:{n.provider}"
@@ -153,6 +170,15 @@ class Readiness:
         if last is not None and now - last > limit:
             return Check(name, False, f"no progress for {now - last:.0f} s")
         return Check(name, True)
+
+    @staticmethod
+    def _lag(stage: str, group: GroupLag) -> Check:
+        name = f"lag:{stage}"
+        worst = group.worst
+        if worst is None:
+            return Check(name, True)
+        detail = f"{worst.status.name}: {worst.topic}[{worst.partition}] {worst.reason}"
+        return Check(name, worst.status not in UNREADY, detail, worst.status.name)
 
     def report(self) -> tuple[bool, dict[str, Any]]:
         checks = self.checks()
