@@ -82,7 +82,7 @@ __all__ = ["DeliverStage"]
 _LEDGER = b"l:"  # + notice id -> JSON {"status", "provider_ref", "at"[, "unflushed"]}
 _SUPPRESSED = b"x:"  # + contact key -> provider code of the opt-out
 _LADDER = b"e:"  # + registration id|event id -> JSON {"esc", "targets", "fallback", "notices", "timer", "end"}
-_OF_LADDER = b"n:"  # + notice id of a ladder's notice -> registration id|event id|round (calls) or ""
+_OF_LADDER = b"n:"  # + notice id of a ladder's notice -> JSON {"ladder", "round", "target"} (_link)
 _ACKED_EARLY = b"a:"  # + registration id|event id -> an Acknowledgement that came before its ladder
 
 #: Timer kinds: a held routine notice, a ladder's next round of calls, a ladder's end.
@@ -109,6 +109,13 @@ def call_notice_id(job: NoticeJob, round_: int) -> uuid.UUID:
     """The notice id of one call of a ladder: one per contact and round, so a round
     fired again after a crash finds its calls in the ledger."""
     return uuid.uuid5(job.event_id, f"{job.registration_id}:call:{job.channel.value}:{job.contact_index}:{round_}")
+
+
+def _link(ladder_id: str, round_: int | None = None, target: NoticeJob | None = None) -> bytes:
+    """What the ``n:`` entry of a ladder's notice holds: its ladder and, for a call, its
+    round and the contact it called (a voice number, or the texting number called)."""
+    return json.dumps({"ladder": ladder_id, "round": round_,
+                       "target": [target.channel.value, target.contact_index] if target else None}).encode()
 
 
 class _TimerRecord:
@@ -465,14 +472,13 @@ class DeliverStage(Stage):
                 self._acknowledge(state, Acknowledgement.model_validate_json(early), now)
                 pending.delete(_ACKED_EARLY + ladder_id.encode())
         assert state is not None
-        as_json = job.model_dump(mode="json")
-        kept = state["targets"] if is_call else state["fallback"] if job.channel is Channel.SMS else None
-        if kept is not None and all(t["notice_id"] != as_json["notice_id"] for t in kept):
-            kept.append(as_json)
-        if str(job.notice_id) not in state["notices"]:
+        if str(job.notice_id) not in state["notices"]:  # a job met again (a retry, a repeat) changes nothing
             state["notices"].append(str(job.notice_id))
-            pending.put(_OF_LADDER + str(job.notice_id).encode(), ladder_id.encode())
-        await self._save(pending, ladder_id, state, publish=opened)
+            pending.put(_OF_LADDER + str(job.notice_id).encode(), _link(ladder_id))
+            kept = state["targets"] if is_call else state["fallback"] if job.channel is Channel.SMS else None
+            if kept is not None:
+                kept.append(job.model_dump(mode="json"))
+            await self._save(pending, ladder_id, state, publish=opened)
         return not is_call  # calls wait for their round (at once for a registration with only calls)
 
     async def _call_round(self, pending: Pending, ladder_id: str, record, in_batch: set, todo: list,
@@ -497,7 +503,7 @@ class DeliverStage(Stage):
             call = target.model_copy(update={
                 "notice_id": call_notice_id(target, round_), "channel": Channel.VOICE, "call": round_,
                 "attempt": 0, "not_before": None})
-            pending.put(_OF_LADDER + str(call.notice_id).encode(), f"{ladder_id}|{round_}".encode())
+            pending.put(_OF_LADDER + str(call.notice_id).encode(), _link(ladder_id, round_, target))
             state["notices"].append(str(call.notice_id))
             await self._decide(pending, call, record, in_batch, todo, now, released=True)
         await self._save(pending, ladder_id, state)
@@ -505,44 +511,44 @@ class DeliverStage(Stage):
     async def _ladder_callback(self, pending: Pending, result: DeliveryResult, now: dt.datetime) -> None:
         """A status callback of one of a ladder's notices: a call's result sets the next
         round; a text or email undelivered for good brings the first call forward."""
-        of = pending.get(_OF_LADDER + str(result.notice_id).encode())
-        if of is None:
+        raw = pending.get(_OF_LADDER + str(result.notice_id).encode())
+        if raw is None:
             return
         if result.call_result is None:
             if result.status in _FAILED_FOR_GOOD:
                 await self._lost(pending, result.notice_id, result.registration_id, result.channel, None,
                                  result.error_code, now)
             return
-        ladder_id, _, round_ = of.decode().rpartition("|")
+        link = json.loads(raw)
+        ladder_id = link["ladder"]
         state = self._load(pending, ladder_id)
         if state is None or state["esc"].state is not EscalationState.OPEN:
             return
         esc: Escalation = state["esc"]
-        if round_.isdigit() and int(round_) == esc.calls - 1:  # a call of the latest round
+        if link["round"] == esc.calls - 1:  # a call of the latest round
             state["esc"] = ladders.call_ended(esc, self.ladder, result.call_result, now)
             await self._save(pending, ladder_id, state)
 
     async def _lost(self, pending: Pending, notice_id: uuid.UUID, registration_id: str, channel: Channel | None,
                     index: int | None, code: str | None, now: dt.datetime) -> None:
         """A notice of a ladder failed for good: flag the contact; a text or email lost
-        brings the first call forward, a call lost leaves that number out of later rounds."""
-        of = pending.get(_OF_LADDER + str(notice_id).encode())
-        if of is None:
+        brings the first call forward, a call lost leaves the number it called out of later
+        rounds (with no voice number left, the texting number is called, if that is allowed)."""
+        raw = pending.get(_OF_LADDER + str(notice_id).encode())
+        if raw is None:
             return
-        ladder_id = of.decode()
-        if ladder_id.count("|") == 2:
-            ladder_id = ladder_id.rpartition("|")[0]
+        link = json.loads(raw)
+        ladder_id = link["ladder"]
         await self._flag(RegistrationFlag(registration_id=registration_id, flag=FlagKind.CHANNEL_FAILED,
                                           channel=channel, contact_index=index, notice_id=notice_id,
                                           reason=code, at=now))
         state = self._load(pending, ladder_id)
         if state is None or state["esc"].state is not EscalationState.OPEN:
             return
-        if channel is Channel.VOICE:
-            lost = (registration_id, index)
-            state["targets"] = [t for t in state["targets"] if (t["registration_id"], t["contact_index"]) != lost]
-            if all(t["contact_index"] != index for t in state["targets"]):
-                state["fallback"] = [t for t in state["fallback"] if t["contact_index"] != index]
+        if link["target"] is not None:
+            target_channel, target_index = link["target"]
+            pool = "targets" if target_channel == Channel.VOICE.value else "fallback"
+            state[pool] = [t for t in state[pool] if t["contact_index"] != target_index]
         else:
             state["esc"] = ladders.channel_lost(state["esc"], now)
         await self._save(pending, ladder_id, state)
