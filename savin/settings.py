@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
     log_level: str = Field("info", pattern=r"^(?i:debug|info|warning|error)$")
+    #: ``text`` (a line a person reads) or ``json`` (one JSON object per line, for a log pipeline).
+    log_format: str = Field("text", pattern=r"^(text|json)$")
     send_batch_size: int = Field(200, ge=1, le=10_000)
     send_batch_within: float = Field(0.05, gt=0, le=10)
     match_batch_size: int = Field(2000, ge=1, le=100_000)
@@ -148,6 +150,15 @@ class Settings(BaseSettings):
     #: Verification codes and links one client address may ask for in an hour (per web process);
     #: a phone or email address is limited to 3 an hour whatever the client.
     client_code_sends: int = Field(10, ge=1, le=10_000)
+
+    # Operator console and API (savin web, under /console and /api/v1)
+    #: Serve the console and the API from this web process (turn off on a public-facing one).
+    console: bool = True
+    #: Hours a console sign-in lasts.
+    console_session_hours: float = Field(8.0, gt=0, le=24 * 7)
+    #: Wrong passwords in a row that lock an account, and for how many minutes.
+    console_login_tries: int = Field(5, ge=1, le=100)
+    console_lockout_minutes: float = Field(15.0, gt=0, le=24 * 60)
 
     # Sealing
     data_key: Annotated[SecretStr | None, Field(None)] = None
@@ -275,6 +286,7 @@ ALLOWED = {
     "worker_id": f"must be 1 to 64 {_NAME_CHARACTERS}",
     "store": "must be rocksdb or memory",
     "log_level": "must be debug, info, warning or error",
+    "log_format": "must be text or json",
     "public_url": "must be an http:// or https:// URL without a query",
     "quiet_hours": "must be HH:MM-HH:MM (e.g. 21:00-08:00) or none",
 }

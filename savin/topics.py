@@ -70,6 +70,10 @@ class Topics:
         self.calls = t("calls")
         #: What operators must look at about a registration (compacted, keyed by flag).
         self.registration_flags = t("registration-flags")
+        #: Operator accounts, API tokens and ended sessions (compacted, one partition).
+        self.operators = t("operators")
+        #: What each operator and token did (one partition, kept without a time limit).
+        self.operator_audit = t("operator-audit")
 
     def group(self, stage: str) -> str:
         """The consumer group of a stage (``match``, ``deliver``)."""
@@ -114,6 +118,8 @@ class Topics:
             TopicSpec(self.escalations, n, compacted),
             TopicSpec(self.calls, n, {"cleanup.policy": "compact,delete", "retention.ms": str(CALLS_RETENTION_MS)}),
             TopicSpec(self.registration_flags, n, compacted),
+            TopicSpec(self.operators, 1, compacted),
+            TopicSpec(self.operator_audit, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(int(self.dedup_days * 86_400_000))}),
         ]

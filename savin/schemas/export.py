@@ -16,6 +16,7 @@ from savin.schemas.consent import Attempts, ConsentChange, Verification
 from savin.schemas.escalation import Acknowledgement, CallRecord, Escalation, RegistrationFlag
 from savin.schemas.events import EVENT_ADAPTER, EVENT_MODELS, SCHEMA_VERSION
 from savin.schemas.notices import DeadLetter, DeadLetterReplay, DeliveryResult, NoticeJob
+from savin.schemas.operators import ApiToken, OperatorAccount, OperatorAction, SessionEnded
 from savin.schemas.registration import Registration
 from savin.schemas.status import OffenderStatus
 
@@ -49,6 +50,10 @@ def published_schemas() -> dict[str, dict]:
         "escalation.schema.json": (Escalation, "Escalation"),
         "call.schema.json": (CallRecord, "CallRecord"),
         "registration-flag.schema.json": (RegistrationFlag, "RegistrationFlag"),
+        "operator-account.schema.json": (OperatorAccount, "OperatorAccount"),
+        "api-token.schema.json": (ApiToken, "ApiToken"),
+        "session-ended.schema.json": (SessionEnded, "SessionEnded"),
+        "operator-action.schema.json": (OperatorAction, "OperatorAction"),
     }
     for event_type, model in EVENT_MODELS.items():
         models[f"events/{event_type}.schema.json"] = (model, model.__name__)

@@ -95,6 +95,11 @@ class Views:
         for key, value in store.scan(_STATUS):
             self._index_name(key[len(_STATUS):].decode(), value)
 
+    def follow(self, topic: str, apply) -> None:
+        """Keep one more topic in these views (before :meth:`run`): ``apply(puts, key,
+        value)`` turns each record into writes to the store, as the built-in views do."""
+        self._appliers[topic] = apply
+
     # ---- reading ---------------------------------------------------------------
 
     def offender(self, offender_id: str) -> OffenderStatus | None:
