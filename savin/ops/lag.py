@@ -1,6 +1,8 @@
-"""Each stage group's lag and status as ``savin lag`` shows them: every
-partition of every input topic, looked at from outside the group a few times
-in a row and judged by Burrow's rules (:mod:`savin.domain.lag`).
+"""Each stage group's lag and status as ``savin lag`` and the console show them:
+every partition of every input topic, looked at from outside the group and
+judged by Burrow's rules (:mod:`savin.domain.lag`). ``savin lag`` takes a few
+looks in a row (:func:`stage_lag`); the console's lag watch looks on a timer
+for as long as the web process runs; both look with :func:`look_at_stages`.
 
 A partition counts as held by a live consumer when a member of the group holds
 it in the group's current assignment (DescribeGroups); one that nobody holds
@@ -18,7 +20,24 @@ from savin.ops.reading import OffsetWatch
 from savin.settings import Settings
 from savin.topics import Topics
 
-__all__ = ["stage_lag"]
+__all__ = ["stage_lag", "look_at_stages"]
+
+
+async def look_at_stages(watch: OffsetWatch, topics: Topics, stages: Iterable[str], tracker: Tracker,
+                         now: float) -> dict[str, GroupLag]:
+    """One look at every partition of each of ``stages``' inputs, held or not, slid into
+    ``tracker``'s windows; each stage's judgement, by stage name. A topic not yet created
+    has no partitions to look at (and is looked for again next time)."""
+    stages = list(stages)
+    seen = []
+    for stage in stages:
+        group = topics.group(stage)
+        inputs = [tp for topic in topics.stage_inputs(stage) for tp in await watch.partitions(topic)]
+        held = await watch.holders(group)
+        seen.extend(await watch.look(group, inputs, held, topics.retry_delays))
+    rows = tracker.observe(now, seen)
+    return {stage: GroupLag(topics.group(stage), [r for r in rows if r.group == topics.group(stage)])
+            for stage in stages}
 
 
 async def stage_lag(settings: Settings, stages: Iterable[str], looks: int, every: float,
@@ -29,21 +48,13 @@ async def stage_lag(settings: Settings, stages: Iterable[str], looks: int, every
     topics = Topics(settings)
     stages = list(stages)
     tracker = Tracker(looks)
-    rows = []
+    groups: dict[str, GroupLag] = {}
     async with OffsetWatch(settings.kafka_bootstrap) as watch:
-        inputs = {stage: [tp for topic in topics.stage_inputs(stage) for tp in await watch.partitions(topic)]
-                  for stage in stages}
         for n in range(looks):
             started = time.monotonic()
-            seen = []
-            for stage in stages:
-                group = topics.group(stage)
-                held = await watch.holders(group)
-                seen.extend(await watch.look(group, inputs[stage], held, topics.retry_delays))
-            rows = tracker.observe(clock(), seen)
+            groups = await look_at_stages(watch, topics, stages, tracker, clock())
             if progress is not None:
                 progress(n + 1)
             if n + 1 < looks:
                 await asyncio.sleep(max(0.0, every - (time.monotonic() - started)))
-    return {stage: GroupLag(topics.group(stage), [r for r in rows if r.group == topics.group(stage)])
-            for stage in stages}
+    return groups
