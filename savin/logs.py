@@ -1,4 +1,10 @@
-"""Logging for the worker: repeated lines are held back.
+"""Logging for the worker and the web: text or JSON lines, repeated lines held back.
+
+:func:`configure_logging` sets up both processes alike from the settings:
+``SAVIN_LOG_FORMAT=text`` (the default) gives ``time level logger message``
+lines, ``SAVIN_LOG_FORMAT=json`` one JSON object per line (:class:`JsonFormatter`)
+for a log collector. Either way the lines carry ids only, never personal data:
+that is the rule for every message savin logs.
 
 While Kafka or a provider is down, the clients and the stages say the same
 thing many times a second: thousands of identical lines a minute, burying
@@ -14,14 +20,27 @@ one batch's ids) always pass.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING
 
 from savin import metrics
 
-__all__ = ["RepeatFilter", "install_repeat_filter", "LOGGERS"]
+if TYPE_CHECKING:
+    from savin.settings import Settings
+
+__all__ = ["RepeatFilter", "install_repeat_filter", "LOGGERS", "JsonFormatter", "configure_logging",
+           "TEXT_FORMAT", "REPEAT_INTERVAL"]
+
+#: The text format's lines.
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+#: Seconds between lines of one repeated message template.
+REPEAT_INTERVAL = 60.0
 
 #: Loggers the worker installs the filter on (the root's handlers see everything else).
 LOGGERS = ("", "aiokafka", "savin", "faust", "mode")
@@ -98,3 +117,72 @@ def install_repeat_filter(interval: float = 60.0, loggers: Iterable[str] = LOGGE
     for name in loggers:
         logging.getLogger(name).addFilter(repeat)
     return repeat
+
+
+#: Attributes every LogRecord has; anything else on a record came in ``extra=``.
+#: (uvicorn adds ``color_message``, the message again with terminal colours.)
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message", _VERDICT}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (RFC 3339, UTC), ``level``, ``logger``,
+    ``message``, ``exception`` when the record has one, and the record's ``extra=``
+    values (ids, by savin's rule), as JSON or as text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
+                      .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in line and not key.startswith("_"):
+                line[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def _formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure_logging(settings: Settings, stream: IO[str] | None = None) -> RepeatFilter:
+    """The root logger's one handler, on stderr, in ``settings.log_format`` at
+    ``settings.log_level``, with the repeat filter on it (and on :data:`LOGGERS`).
+
+    Warnings go through logging too (``py.warnings``), and in the JSON format an
+    exception nobody caught is logged as a record, so every line on stderr is
+    one of the format's. Calling it again replaces the handler.
+    """
+    level = settings.log_level.upper()
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(_formatter(settings.log_format))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("savin").setLevel(level)
+    logging.captureWarnings(True)
+    if settings.log_format == "json":
+        sys.excepthook = _log_uncaught
+        threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+    for name in LOGGERS:
+        for old in [f for f in logging.getLogger(name).filters if isinstance(f, RepeatFilter)]:
+            logging.getLogger(name).removeFilter(old)
+    return install_repeat_filter(REPEAT_INTERVAL)
+
+
+def _log_uncaught(exc_type, exc_value, traceback) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc_value, traceback)
+        return
+    logging.getLogger("savin").critical("uncaught %s", exc_type.__name__, exc_info=(exc_type, exc_value, traceback))

@@ -20,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from pathlib import Path
 
 import faust
 from faust.app.base import BootStrategy
 
-from savin.logs import install_repeat_filter
+from savin.logs import configure_logging
 from savin.notifiers.dispatcher import Dispatcher
 from savin.settings import Settings
 from savin.streams.deliver import DeliverStage
@@ -41,8 +40,6 @@ log = logging.getLogger("savin.worker")
 
 #: Exit code of a worker that refused to start on its configuration.
 EXIT_CONFIG = 2
-#: Seconds between lines of one repeated message template.
-LOG_REPEAT_INTERVAL = 60.0
 
 
 class _Boot(BootStrategy):
@@ -98,20 +95,24 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
 
 
 class _Worker(faust.Worker):
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        super().on_setup_root_logger(logger, level)
-        # The handlers exist only now; a filter on them sees every record.
-        install_repeat_filter(LOG_REPEAT_INTERVAL)
+    """Faust's worker on savin's logging (:func:`savin.logs.configure_logging`), set up
+    before it starts: mode's own would replace the handler and the format, and its
+    progress spinner writes to stdout around the lines."""
+
+    def __init__(self, app: faust.App, **kwargs) -> None:
+        super().__init__(app, override_logging=False, redirect_stdouts=False, **kwargs)
+        self.spinner = None
 
 
 def _refuse(message: str) -> None:
-    print(f"savin worker: {message}", file=sys.stderr, flush=True)
+    log.error("%s", message)
     raise SystemExit(EXIT_CONFIG)
 
 
 def run_worker(settings: Settings) -> None:
     from savin.bootstrap import StartupError, build_app, build_notifiers, check_providers, check_settings
 
+    configure_logging(settings)
     try:
         check_settings(settings)
     except StartupError as e:
@@ -119,7 +120,7 @@ def run_worker(settings: Settings) -> None:
     if "deliver" in settings.stages:
         try:
             for warning in asyncio.run(check_providers(build_notifiers(settings))):
-                print(f"savin worker: {warning}", file=sys.stderr, flush=True)
+                log.warning("%s", warning)
         except StartupError as e:
             _refuse(str(e))
     # Topics first, with their partition counts and compaction, so co-partitioned
@@ -129,7 +130,6 @@ def run_worker(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
     worker = _Worker(app, loglevel=settings.log_level.upper(), logfile=None)
-    logging.getLogger("savin").setLevel(settings.log_level.upper())
     profile = os.environ.get("SAVIN_PROFILE")
     if not profile:
         worker.execute_from_commandline()
