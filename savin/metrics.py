@@ -1,6 +1,10 @@
 """Prometheus metrics, served by the worker at ``/metrics``. Labels carry no personal data."""
 
+import re
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from savin import __version__
 
 EVENTS = Counter("savin_events_total", "Custody events handled by the match stage", ["outcome"])
 REGISTRATIONS = Counter("savin_registrations_applied_total", "Registration updates applied", ["status"])
@@ -46,3 +50,34 @@ ESCALATIONS = Counter("savin_escalations_total",
                       ["outcome"])
 ACKNOWLEDGEMENTS = Counter("savin_acknowledgements_total", "Acknowledgements applied, by channel", ["channel"])
 REGISTRATION_FLAGS = Counter("savin_registration_flags_total", "Registrations flagged for operators", ["flag"])
+PROVIDER_RESULTS = Counter(
+    "savin_provider_results_total",
+    "What the providers said of notices, when sent (accepted, retrying, failed, undelivered, suppressed) and in "
+    "status callbacks applied (sent, delivered, undelivered, failed), by the provider's error code ('none' without)",
+    ["channel", "provider", "status", "code"])
+RETRY_BACKLOG = Gauge("savin_retry_backlog_notices",
+                      "Notices waiting on each retry tier, in the partitions this worker holds", ["tier"])
+ESCALATION_BACKLOG = Gauge("savin_escalation_backlog_ladders",
+                           "Escalation ladders open (waiting for an acknowledgement), in the partitions this worker "
+                           "holds")
+HELD_BACKLOG = Gauge("savin_held_backlog_notices",
+                     "Routine notices held for quiet hours, in the partitions this worker holds")
+#: From seconds (an urgent notice when all is well) to a night's quiet hours (a routine one held).
+_LATENCY_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600)
+PUBLISH_TO_ACCEPTED = Histogram(
+    "savin_publish_to_accepted_seconds",
+    "Seconds from a custody event's publishing (its Kafka record's timestamp) to a provider accepting one of its "
+    "notices, retries and quiet hours included; the calls of an escalation ladder are not counted",
+    ["urgency", "channel"], buckets=_LATENCY_BUCKETS)
+BUILD_INFO = Gauge("savin_build_info", "The running savin's version; always 1", ["version"])
+BUILD_INFO.labels(version=__version__).set(1)
+
+_SAFE_LABEL = re.compile(r"[A-Za-z0-9._:-]{1,32}")
+
+
+def code_label(code: str | None) -> str:
+    """A provider's error code as a label value: ``none`` without one, ``other`` for
+    anything that does not look like a code (so no text a provider wrote gets in)."""
+    if not code:
+        return "none"
+    return code if _SAFE_LABEL.fullmatch(code) else "other"

@@ -50,7 +50,7 @@ from savin.notifiers.base import (
     PermanentFailure,
     TemporaryFailure,
 )
-from savin.schemas import DeliveryResult, DeliveryStatus
+from savin.schemas import Channel, DeliveryResult, DeliveryStatus
 from savin.sealing import Sealer
 
 __all__ = [
@@ -339,6 +339,7 @@ class StatusCallbacks:
         return DeliveryResult(
             notice_id=notice_id,
             registration_id=registration_id,
+            channel=Channel.SMS,
             status=status,
             source="callback",
             provider=TwilioSMS.provider,

@@ -33,6 +33,9 @@ class NoticeJob(Strict):
     attempt: Annotated[int, Field(ge=0)] = 0
     not_before: Timestamp | None = None
     created_at: Timestamp
+    #: When the custody event was published (its Kafka record's timestamp): where the
+    #: publish-to-accepted latency starts. Absent on a job made before it was kept.
+    published_at: Timestamp | None = None
     #: The registration's quiet hours (None: the default); routine notices wait through them.
     quiet_hours: QuietHours | None = None
     #: The code that acknowledges this event's notices (set when the notice escalates):

@@ -74,7 +74,7 @@ from savin.settings import Settings
 from savin.streams.checkpoint import Pending
 from savin.streams.stage import Stage, by_topic
 from savin.streams.store import Store
-from savin.streams.timers import due_timers, timer_key
+from savin.streams.timers import count_timers, due_timers, timer_key
 from savin.topics import Topics
 
 __all__ = ["DeliverStage"]
@@ -149,6 +149,7 @@ class DeliverStage(Stage):
             give_up_after=dt.timedelta(seconds=settings.escalation_give_up),
         )
         self._last_tick = 0.0
+        self._backlog_at = 0.0
 
     async def on_stop(self) -> None:
         await super().on_stop()
@@ -241,8 +242,11 @@ class DeliverStage(Stage):
     def _record_locally(self, stores: dict[int, Store], outcome: Outcome) -> None:
         """Write an accepted send to the local store at once, so a crash before the
         commit does not send it again from this machine."""
+        if outcome.status is not DeliveryStatus.ACCEPTED:
+            return
+        _observe_accepted(outcome.job)
         store = stores.get(outcome.job.registration_id and self.home(outcome.job.registration_id.encode()))
-        if outcome.status is not DeliveryStatus.ACCEPTED or store is None:
+        if store is None:
             return
         entry = {"status": outcome.status.value, "provider_ref": outcome.provider_ref,
                  "at": utcnow().isoformat(), "unflushed": True}
@@ -255,6 +259,8 @@ class DeliverStage(Stage):
             at=utcnow(), **extra,
         )
         metrics.NOTICES.labels(channel=job.channel.value, status=status.value).inc()
+        if result.provider is not None:
+            _count_provider_result(result)
         await self.send(self.topics.delivery_results, job.registration_id.encode(), result.model_dump_json().encode())
 
     # ---- one batch -------------------------------------------------------------------
@@ -391,6 +397,7 @@ class DeliverStage(Stage):
                 applied = self._ledger_set(pending, result.notice_id, result.status, result.provider_ref)
                 metrics.CALLBACKS.labels(outcome="applied" if applied else "stale").inc()
                 if applied:
+                    _count_provider_result(result)
                     await self._ladder_callback(pending, result, now)
 
     # ---- timers: held notices and ladder steps ---------------------------------------------
@@ -399,6 +406,9 @@ class DeliverStage(Stage):
         if time.monotonic() - self._last_tick < _TICK:
             return
         self._last_tick = time.monotonic()
+        if self._last_tick - self._backlog_at >= self.settings.lag_interval:
+            self._backlog_at = self._last_tick
+            self._export_backlog()
         now = utcnow()
         todo: list[tuple[Pending, NoticeJob, object]] = []
         stores: dict[int, Store] = {}
@@ -424,6 +434,13 @@ class DeliverStage(Stage):
                     elif kind == _END:
                         await self._give_up(pending, ident, now)
         await self._dispatch(todo, stores)
+
+    def _export_backlog(self) -> None:
+        """The open ladders and the held notices of the partitions held: an open ladder
+        has exactly one end timer, a held notice one timer of its own."""
+        kinds = count_timers(self.stores.values())
+        metrics.ESCALATION_BACKLOG.set(kinds.get(_END, 0))
+        metrics.HELD_BACKLOG.set(kinds.get(_HELD, 0))
 
     # ---- escalation ladders -------------------------------------------------------------------
 
@@ -471,6 +488,7 @@ class DeliverStage(Stage):
             if (early := pending.get(_ACKED_EARLY + ladder_id.encode())) is not None:
                 self._acknowledge(state, Acknowledgement.model_validate_json(early), now)
                 pending.delete(_ACKED_EARLY + ladder_id.encode())
+                pending.delete(end)  # ended already: nothing to give up on
         assert state is not None
         if str(job.notice_id) not in state["notices"]:  # a job met again (a retry, a repeat) changes nothing
             state["notices"].append(str(job.notice_id))
@@ -603,3 +621,18 @@ class DeliverStage(Stage):
         metrics.REGISTRATION_FLAGS.labels(flag=flag.flag.value).inc()
         await self.send(self.topics.registration_flags, key.encode(), flag.model_dump_json().encode(),
                         self.home(flag.registration_id.encode()))
+
+
+def _count_provider_result(result: DeliveryResult) -> None:
+    metrics.PROVIDER_RESULTS.labels(channel=result.channel.value if result.channel else "unknown",
+                                    provider=result.provider, status=result.status.value,
+                                    code=metrics.code_label(result.error_code)).inc()
+
+
+def _observe_accepted(job: NoticeJob) -> None:
+    """The publish-to-accepted latency of a notice a provider has just taken; a ladder's
+    calls wait for their round by design, so they are left out."""
+    if job.published_at is None or job.call is not None:
+        return
+    seconds = max(0.0, (utcnow() - job.published_at).total_seconds())
+    metrics.PUBLISH_TO_ACCEPTED.labels(urgency=job.urgency.value, channel=job.channel.value).observe(seconds)

@@ -53,6 +53,7 @@ class LagMonitor(Service):
         self.interval = settings.lag_interval
         self.stages = list(stages)
         self.delays = topics.retry_delays
+        self._retries = set(topics.retries)
         self._group = {s.name: topics.group(s.name) for s in self.stages}
         self._prefix = settings.namespace + "."
         self._clock = clock
@@ -123,3 +124,11 @@ class LagMonitor(Service):
             for gauge in _GAUGES:
                 gauge.remove(*labels)
         self._series[stage] = now
+        if stage == "deliver":
+            # What waits on a retry tier is its lag: the deliver stage commits up to the first notice not yet due.
+            backlog = dict.fromkeys(sorted(self._retries), 0)
+            for row in rows:
+                if row.topic in backlog:
+                    backlog[row.topic] += row.lag
+            for topic, waiting in backlog.items():
+                metrics.RETRY_BACKLOG.labels(tier=topic.removeprefix(self._prefix)).set(waiting)

@@ -53,6 +53,15 @@ _SEEN = b"s:"  # + event id -> ISO time first matched
 REGISTRATIONS_OF = TypeAdapter(dict[str, StoredRegistration])
 
 
+def _published_at(record) -> dt.datetime | None:
+    """The custody event's Kafka timestamp: when it was published (or appended, on a
+    topic that stamps records itself); None when the record has none."""
+    stamp = getattr(record, "timestamp", None)
+    if stamp is None or stamp < 0:
+        return None
+    return dt.datetime.fromtimestamp(stamp / 1000, dt.timezone.utc)
+
+
 def _put_registration(pending: Pending, reg: StoredRegistration, raw: bytes) -> None:
     key = _REG + reg.offender_id.encode()
     current = json.loads(pending.get(key) or b"{}")
@@ -167,7 +176,10 @@ class MatchStage(Stage):
                 escalate = escalates(ev.urgency.value, self.settings.escalate_routine)
                 jobs = (notices_for(ev, REGISTRATIONS_OF.validate_json(raw).values(), now, escalate)
                         if raw else [])
+                published = _published_at(r)
                 for job in jobs:
+                    if published is not None:
+                        job = job.model_copy(update={"published_at": published})
                     await self.send(self._notice_topic[job.urgency.value], job.registration_id.encode(),
                                     job.model_dump_json().encode())
                 counts["matched" if jobs else "no-registrations"] += 1

@@ -10,11 +10,13 @@ new machine, finds every timer that was set and not yet fired.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
 
 from savin.streams.checkpoint import Pending
 from savin.streams.store import Store
 
-__all__ = ["TIMER", "timer_key", "due_of", "due_timers"]
+__all__ = ["TIMER", "timer_key", "due_of", "due_timers", "count_timers"]
 
 TIMER = b"t:"
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
@@ -48,3 +50,12 @@ def due_timers(store: Store, pending: Pending | None, now: dt.datetime, limit: i
         if key.startswith(TIMER) and key <= last:
             found[key] = value
     return sorted((k, v) for k, v in found.items() if v is not None)[:limit]
+
+
+def count_timers(stores: Iterable[Store]) -> Counter[str]:
+    """How many timers of each kind the stores hold (keys only are read)."""
+    kinds: Counter[str] = Counter()
+    for store in stores:
+        for key, _ in store.scan(TIMER):
+            kinds[key.split(b"|", 2)[1].decode()] += 1
+    return kinds
