@@ -104,6 +104,8 @@ def _series(name: str, values: str, **labels: str) -> dict:
 W1 = {"instance": "worker-1:6066", "job": "savin-worker"}
 W2 = {"instance": "worker-2:6066", "job": "savin-worker"}
 DELIVER = {"stage": "deliver", "group": "savin.deliver"}
+SMS = {"channel": "sms", "provider": "twilio"}
+EMAIL = {"channel": "email", "provider": "smtp"}
 MATCH = {"stage": "match", "group": "savin.match"}
 
 #: (what it shows, input series, [(alert, at, expected label sets)]), 15 s between samples.
@@ -138,14 +140,46 @@ SCENARIOS = [
                                       {**MATCH, "topic": "custody-events", "partition": "0", **W2,
                                        "severity": "critical"}])]),
     ("one SMS in six fails or goes undelivered; email is fine",
-     [_series("savin_notices_total", "0+10x200", channel="sms", status="accepted", **W1),
-      _series("savin_notices_total", "0+1x200", channel="sms", status="failed", **W1),
-      _series("savin_notices_total", "0+1x200", channel="sms", status="undelivered", **W1),
-      _series("savin_notices_total", "0+10x200", channel="sms", status="delivered", **W1),
-      _series("savin_notices_total", "0+10x200", channel="email", status="accepted", **W1),
-      _series("savin_notices_total", "0x200", channel="email", status="failed", **W1)],
+     [_series("savin_provider_results_total", "0+10x200", **SMS, status="accepted", code="none", **W1),
+      _series("savin_provider_results_total", "0+1x200", **SMS, status="failed", code="21211", **W1),
+      _series("savin_provider_results_total", "0+1x200", **SMS, status="undelivered", code="30003", **W1),
+      _series("savin_provider_results_total", "0+10x200", **SMS, status="delivered", code="none", **W1),
+      _series("savin_provider_results_total", "0+10x200", **EMAIL, status="accepted", code="none", **W1),
+      _series("savin_provider_results_total", "0x200", **EMAIL, status="failed", code="550", **W1)],
      [("SavinNoticeFailureRate", "10m", []),
       ("SavinNoticeFailureRate", "40m", [{"channel": "sms", "severity": "warning"}])]),
+    ("one Twilio error code passes 5% of its notices; others and SMTP's stay below",
+     [_series("savin_provider_results_total", "0+40x200", **SMS, status="accepted", code="none", **W1),
+      _series("savin_provider_results_total", "0+5x200", **SMS, status="undelivered", code="30007", **W1),
+      _series("savin_provider_results_total", "0+1x200", **SMS, status="failed", code="21211", **W1),
+      _series("savin_provider_results_total", "0+40x200", **SMS, status="accepted", code="none", **W2),
+      _series("savin_provider_results_total", "0+100x200", **EMAIL, status="accepted", code="none", **W1),
+      _series("savin_provider_results_total", "0+1x200", **EMAIL, status="failed", code="550", **W1)],
+     [("SavinProviderErrorRate", "10m", []),
+      ("SavinProviderErrorRate", "40m", [{"provider": "twilio", "code": "30007", "severity": "warning"}])]),
+    ("urgent notices reach the provider half a minute to two minutes after the event; routine ones later still",
+     [_series("savin_publish_to_accepted_seconds_bucket", "0+9x100", urgency="urgent", channel="sms", le="30.0", **W1),
+      _series("savin_publish_to_accepted_seconds_bucket", "0+10x100", urgency="urgent", channel="sms", le="120.0",
+              **W1),
+      _series("savin_publish_to_accepted_seconds_bucket", "0+10x100", urgency="urgent", channel="sms", le="+Inf",
+              **W1),
+      _series("savin_publish_to_accepted_seconds_bucket", "0x100", urgency="routine", channel="sms", le="120.0",
+              **W1),
+      _series("savin_publish_to_accepted_seconds_bucket", "0+10x100", urgency="routine", channel="sms", le="+Inf",
+              **W1)],
+     [("SavinUrgentPublishToAcceptedSlow", "5m", []),
+      ("SavinUrgentPublishToAcceptedSlow", "22m", [{"channel": "sms", "severity": "warning"}])]),
+    ("notices pile up on the first retry tier, summed over the workers; the second tier stays small",
+     [_series("savin_retry_backlog_notices", "60x100", tier="notice-retries.0", **W1),
+      _series("savin_retry_backlog_notices", "60x100", tier="notice-retries.0", **W2),
+      _series("savin_retry_backlog_notices", "5x100", tier="notice-retries.1", **W1)],
+     [("SavinRetryBacklogHigh", "10m", []),
+      ("SavinRetryBacklogHigh", "20m", [{"tier": "notice-retries.0", "severity": "warning"}])]),
+    ("open ladders pile up past 50 for over an hour",
+     [_series("savin_escalation_backlog_ladders", "30x300", **W1),
+      _series("savin_escalation_backlog_ladders", "10x10 30x290", **W2)],
+     [("SavinEscalationBacklogHigh", "30m", []),
+      ("SavinEscalationBacklogHigh", "70m", [{"severity": "warning"}])]),
     ("a dead letter, then none for longer than the window",
      [_series("savin_dead_letters_total", "0x20 1x100", topic="custody-events", **W1)],
      [("SavinDeadLettersGrowing", "4m", []),
@@ -322,7 +356,9 @@ def test_the_dashboard_shows_what_operators_watch():
     for needed in ("savin_consumer_lag_records", "savin_consumer_lag_seconds", "savin_consumer_status",
                    "by (stage, topic, partition)", "savin_notices_total", "by (status)",
                    "by (channel)", "histogram_quantile(0.95", "savin_send_seconds_bucket", "savin_dead_letters_total",
-                   "savin_escalations_total", "savin_acknowledgements_total", "savin_ready"):
+                   "savin_escalations_total", "savin_acknowledgements_total", "savin_ready",
+                   "savin_provider_results_total", "by (provider, code)", "savin_publish_to_accepted_seconds_bucket",
+                   "savin_retry_backlog_notices", "savin_escalation_backlog_ladders", "savin_build_info"):
         assert needed in queries, needed
 
 
@@ -336,7 +372,8 @@ def test_the_dashboard_reads_the_provisioned_datasource():
 
 
 def test_alert_rules_are_complete():
-    allowed = {"stage", "group", "topic", "partition", "channel", "provider", "flag", "instance", "job"}
+    allowed = {"stage", "group", "topic", "partition", "channel", "provider", "code", "tier", "flag", "instance",
+               "job"}
     for group in _yaml(ALERTS)["groups"]:
         for rule in group["rules"]:
             if "alert" not in rule:
