@@ -1,7 +1,7 @@
 """Logging for the worker and the web: text or JSON lines, repeated lines held back.
 
 :func:`configure_logging` sets up both processes alike from the settings:
-``SAVIN_LOG_FORMAT=text`` (the default) gives ``time level logger message``
+``SAVIN_LOG_FORMAT=text`` (the default) gives ``[time] [pid] [LEVEL] message``
 lines, ``SAVIN_LOG_FORMAT=json`` one JSON object per line (:class:`JsonFormatter`)
 for a log collector. Either way the lines carry ids only, never personal data:
 that is the rule for every message savin logs.
@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["RepeatFilter", "install_repeat_filter", "LOGGERS", "JsonFormatter", "configure_logging",
            "TEXT_FORMAT", "REPEAT_INTERVAL"]
 
-#: The text format's lines.
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+#: The text format's lines: the worker's as mode wrote them (``[time] [pid] [LEVEL] message``),
+#: for the web too; the JSON lines name the logger.
+TEXT_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 #: Seconds between lines of one repeated message template.
 REPEAT_INTERVAL = 60.0
 
