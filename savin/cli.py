@@ -683,12 +683,14 @@ def notices_escalations(
 
 
 @app.command("demo")
-def demo():
-    """Start a broker and local peers, run the worker, publish a sample day, show the notices."""
+def demo(serve: bool = typer.Option(False, "--serve", help="Keep everything running afterwards (Ctrl-C stops "
+                                                             "it), and print the portal's and the console's "
+                                                             "addresses and the demo operator's sign-in.")):
+    """Start a broker and local peers, run the worker and the web, publish a sample day, show the notices."""
     dev_extra()
     from savin.dev.demo import run_demo
 
-    raise typer.Exit(run_demo(out))
+    raise typer.Exit(run_demo(out, serve=serve))
 
 
 @app.command("bench")
@@ -723,6 +725,11 @@ def bench(
         run_bench(sizes, out_dir, out, label=label)
     except (BrokerError, TimeoutError) as e:
         raise fail(str(e)) from None
+
+
+from savin.operators_cli import operators_app  # noqa: E402 - its commands use the helpers above
+
+app.add_typer(operators_app, name="operators")
 
 
 def main() -> None:

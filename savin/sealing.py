@@ -28,7 +28,7 @@ from savin.schemas import Registration, SealedContact, StoredRegistration
 from savin.schemas.consent import Actor
 from savin.settings import DataKeys
 
-__all__ = ["Sealer", "SealError", "new_key", "seal_registration", "hash_pin", "check_pin",
+__all__ = ["Sealer", "SealError", "new_key", "seal_registration", "hash_pin", "check_pin", "hash_password", "check_password",
            "normalise_address", "blind_index"]
 
 _VERSION = "v1"
@@ -104,6 +104,18 @@ _SCRYPT = dict(n=2**14, r=8, p=1, dklen=32)
 
 def hash_pin(pin: str) -> str:
     return _ARGON2.hash(pin)
+
+
+def hash_password(password: str) -> str:
+    """An operator's password, as argon2id (the same parameters as PINs)."""
+    return _ARGON2.hash(password)
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        return _ARGON2.verify(stored, password)
+    except (argon2_exceptions.VerificationError, argon2_exceptions.InvalidHashError):
+        return False
 
 
 def check_pin(pin: str, stored: str) -> bool:

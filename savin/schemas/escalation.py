@@ -118,3 +118,13 @@ class RegistrationFlag(Strict):
     reason: Annotated[str, Field(max_length=200)] | None = None
     at: Timestamp
     kind: Literal["registration-flag"] = "registration-flag"
+
+    @property
+    def key(self) -> str:
+        """Its key on ``registration-flags``: one record per registration, flag, contact and event."""
+        key = f"{self.registration_id}:{self.flag.value}"
+        if self.channel is not None:
+            key += f":{self.channel.value}:{self.contact_index if self.contact_index is not None else ''}"
+        if self.event_id is not None:
+            key += f":{self.event_id}"
+        return key

@@ -613,11 +613,7 @@ class DeliverStage(Stage):
                                           event_id=esc.event_id, reason=f"{esc.calls} calls", at=now))
 
     async def _flag(self, flag: RegistrationFlag) -> None:
-        key = f"{flag.registration_id}:{flag.flag.value}"
-        if flag.channel is not None:
-            key += f":{flag.channel.value}:{flag.contact_index if flag.contact_index is not None else ''}"
-        if flag.event_id is not None:
-            key += f":{flag.event_id}"
+        key = flag.key
         metrics.REGISTRATION_FLAGS.labels(flag=flag.flag.value).inc()
         await self.send(self.topics.registration_flags, key.encode(), flag.model_dump_json().encode(),
                         self.home(flag.registration_id.encode()))
