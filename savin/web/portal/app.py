@@ -18,6 +18,7 @@ from savin.sealing import Sealer
 from savin.settings import PREFIX, Settings
 from savin.streams.store import open_store
 from savin.topics import Topics, ensure_topics
+from savin.web.console.app import install as install_console
 from savin.web.portal import acknowledge, manage, register, voice, webhooks
 from savin.web.portal.commands import Commands
 from savin.web.portal.context import Portal
@@ -63,11 +64,16 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
             state["store"] = store
         pages.views = views
         commands.views = views
+        if console is not None:
+            console.attach(views)
+            console.start()
         task = asyncio.create_task(views.run(), name="savin-web-views")
         state["task"] = task
         try:
             yield
         finally:
+            if console is not None:
+                await console.stop()
             await commands.stop()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -86,6 +92,7 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
     for part in (register, manage, webhooks, acknowledge, voice):
         app.include_router(part.routes(portal))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    console = install_console(app, settings, topics, commands, sealer) if settings.console else None
 
     @app.get("/livez", include_in_schema=False)
     async def livez():
@@ -113,7 +120,9 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
 def run_web(settings: Settings) -> None:
     import uvicorn
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from savin.logs import configure_logging
+
+    configure_logging(settings)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # No access log: a search URL holds what was searched for.
     uvicorn.run(create_app(settings), host=settings.portal_host, port=settings.portal_port,
