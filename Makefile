@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/savin demo
+	$(BIN)/savin demo $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest

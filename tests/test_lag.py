@@ -21,10 +21,14 @@ from prometheus_client import REGISTRY
 from support import event, eventually, phone, registration, savin
 
 from savin.dev.broker import free_port
+from savin.dev.testing.console_client import ConsoleClient, api_client
 from savin.dev.testing.worker import WorkerProcess
+from savin.domain.clock import utcnow
 from savin.domain.lag import WINDOW, Status
+from savin.ops.operators import issue_token, new_account, write_records
 from savin.ops.reading import OffsetWatch
 from savin.schemas import NoticeJob
+from savin.schemas.operators import Role
 from savin.settings import load_settings
 from savin.streams.deliver import DeliverStage
 from savin.streams.lag import LagMonitor
@@ -37,6 +41,18 @@ pytestmark = pytest.mark.e2e
 
 #: The worker looks at its groups this often in these tests (10 s by default).
 FAST = {"SAVIN_LAG_INTERVAL": "0.5"}
+
+
+CONSOLE_PASSWORD = "a lag test password"
+
+
+async def console_token(stack) -> str:
+    """A viewer account (lag-viewer) and a viewer token for the console's API."""
+    now = utcnow()
+    token, whole = issue_token("lag-viewer", Role.VIEWER, now)
+    await write_records(stack.settings(), [new_account("lag-viewer", Role.VIEWER, CONSOLE_PASSWORD, now, "cli"),
+                                           token])
+    return whole
 
 
 def lag(stack, *args: str) -> tuple[int, dict[str, dict]]:
@@ -132,6 +148,25 @@ async def test_a_stage_nobody_runs_while_notices_pile_up_is_stop_until_a_worker_
     code, groups = lag(stack, "--stage", "deliver")
     deliver = groups["deliver"]
     assert code == 1 and deliver["status"] == "STOP", deliver
+
+    # The console shows the same: its API and its overview page.
+    token = await console_token(stack)
+    web = stack.start_web(**FAST)
+    api = api_client(web.url, token)
+
+    async def console_stop():
+        stages = {st["stage"]: st for st in api.get("/lag").json()["stages"]}
+        return stages.get("deliver", {}).get("status") == "STOP" and stages["deliver"]
+
+    shown = await eventually(console_stop, 30, "the console to show the deliver group STOP")
+    stopped = {(p["topic"].removeprefix(stack.namespace + "."), p["partition"])
+               for p in shown["partitions"] if p["status"] == "STOP"}
+    assert stopped == {("notices.urgent", p["partition"]) for p in deliver["partitions"]
+                       if p["topic"] == "notices.urgent" and p["lag"]}
+    page = ConsoleClient(web.url)
+    assert page.sign_in("lag-viewer", CONSOLE_PASSWORD).status_code == 303
+    overview = page.get("/console").text
+    assert re.search(r'id="stage-deliver">\s*<caption[^>]*>deliver stage .*?tag--lag-stop', overview, re.S)
     urgent = [p for p in deliver["partitions"] if p["topic"] == "notices.urgent"]
     assert sum(p["lag"] for p in urgent) == len(offenders)
     assert {p["status"] for p in urgent if p["lag"]} == {"STOP"}

@@ -123,3 +123,23 @@ async def test_a_worker_logging_json_writes_only_json_objects_with_ids(stack):
     assert any(name.startswith("savin") for name in loggers), loggers
     assert phone(7) not in text and failing not in text
     assert "Test Registrant" not in text and "Jonah Test Doe" not in text
+
+
+@pytest.mark.e2e
+async def test_savin_web_logging_json_writes_only_json_objects(stack):
+    from savin.dev.testing.console_client import ConsoleClient
+
+    web = stack.start_web(SAVIN_LOG_FORMAT="json")
+    client = ConsoleClient(web.url)
+    client.get("/console/login")
+    assert client.post("/console/login", {"name": "nobody", "password": "a wrong password"}).status_code == 401
+    await eventually(lambda: "login-failed" in web.tail(100_000), 30, "the failed sign-in to be logged")
+    assert web.stop() in (0, -15)  # uvicorn raises SIGTERM again once it has shut down
+    lines = web.log_path.read_text().splitlines()
+    assert len(lines) >= 3
+    for line in lines:
+        parsed = json.loads(line)
+        assert KEYS <= set(parsed) and _is_utc_rfc3339(parsed["time"]), line
+    loggers = {json.loads(line)["logger"] for line in lines}
+    assert any(name.startswith("uvicorn") for name in loggers) and "savin.web.console" in loggers, loggers
+    assert "a wrong password" not in "\n".join(lines)

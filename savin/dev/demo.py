@@ -5,8 +5,11 @@ SMTP server, runs the worker as its own process, imports sample registrations,
 publishes a sample day of custody events (with a duplicate and a malformed
 one), and shows what was delivered. A victim then registers on the portal, is
 told of a hearing, and is followed up after an escape: the text first, then a
-call on which a scripted callee types the PIN and presses 1. Everything it
-started is stopped again.
+call on which a scripted callee types the PIN and presses 1. An operator then
+signs in to the console and follows the escape notice's timeline. Everything it
+started is stopped again; with ``serve=True`` it keeps running (broker, peers,
+worker, web) until interrupted, and prints where the portal and the console
+are and the demo operator's sign-in.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def expected_notices(registration_lines: list[bytes], event_lines: list[bytes]) 
     return sum(len(notices_for(e, regs, now)) for e in events.values())
 
 
-def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -> int:
+def run_demo(console: Console | None = None, workdir: Path = Path("var/demo"), serve: bool = False) -> int:
     console = console or Console()
     from savin.dev.testing.stack import LocalStack
 
@@ -63,29 +66,29 @@ def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -
         external = os.environ.get("SAVIN_KAFKA_BOOTSTRAP")
         if external and broker_reachable(external):
             bootstrap = external
-            console.print(f"[bold]1/8[/] using the broker at {bootstrap}")
+            console.print(f"[bold]1/9[/] using the broker at {bootstrap}")
         else:
-            console.print("[bold]1/8[/] starting Kafka 3.9.1 (KRaft)")
+            console.print("[bold]1/9[/] starting Kafka 3.9.1 (KRaft)")
             broker = DevBroker(data_dir=workdir / "kafka", port=free_port(), controller_port=free_port())
             bootstrap = broker.start(progress=lambda m: console.print(f"      {m}", highlight=False))
 
-        console.print("[bold]2/8[/] starting the fake Twilio and the SMTP server")
+        console.print("[bold]2/9[/] starting the fake Twilio and the SMTP server")
         stack = LocalStack(bootstrap=bootstrap, workdir=workdir, namespace=f"demo{os.getpid()}")
         stack.start_peers()
 
-        console.print("[bold]3/8[/] starting the worker (its own process; log: "
+        console.print("[bold]3/9[/] starting the worker (its own process; log: "
                       f"{workdir / 'worker.log'})")
         # A short ladder, so the demo shows the call that follows an unacknowledged text.
         stack.start_worker(SAVIN_ESCALATION_FIRST_CALL=str(DEMO_FIRST_CALL))
         web = stack.start_web()
 
         async def drive():
-            console.print(f"[bold]4/8[/] importing {len(registrations)} registrations (sealed before publishing)")
+            console.print(f"[bold]4/9[/] importing {len(registrations)} registrations (sealed before publishing)")
             report = await stack.import_registrations(registrations)
             await stack.wait_caught_up(stack.topics.registrations)
             console.print(f"      {report.published} registrations applied")
 
-            console.print(f"[bold]5/8[/] publishing {len(events)} custody events "
+            console.print(f"[bold]5/9[/] publishing {len(events)} custody events "
                           "(one is a repeat) and one malformed event")
             await stack.publish_events(events[:3])
             await stack.publish_raw(malformed, key=b"MO-1048576")
@@ -103,15 +106,21 @@ def run_demo(console: Console | None = None, workdir: Path = Path("var/demo")) -
 
         results, letters = asyncio.run(drive())
         sent = (len(stack.twilio.messages), len(stack.smtp.messages))
-        console.print(f"[bold]6/8[/] a victim registers on the portal ({web.url}, log: {workdir / 'web-0.log'})")
+        console.print(f"[bold]6/9[/] a victim registers on the portal ({web.url}, log: {workdir / 'web-0.log'})")
         rid, portal_notices = asyncio.run(_register_on_the_portal(console, stack, web.url))
-        console.print(f"[bold]7/8[/] {_ESCAPE['offender_name']} escapes: the registrant is texted, then called "
+        console.print(f"[bold]7/9[/] {_ESCAPE['offender_name']} escapes: the registrant is texted, then called "
                       f"after {DEMO_FIRST_CALL} s")
-        followed_up = asyncio.run(_escape_followed_up(console, stack, rid))
-        console.print("[bold]8/8[/] done in {:.1f}s\n".format(time.monotonic() - started))
+        followed_up, escape_notice = asyncio.run(_escape_followed_up(console, stack, rid))
+        console.print(f"[bold]8/9[/] an operator signs in to the console ({web.url}/console) and opens the "
+                      "escape notice's timeline")
+        password = asyncio.run(_operator_account(stack))
+        _show_timeline(console, web.url, password, escape_notice)
+        console.print("[bold]9/9[/] done in {:.1f}s\n".format(time.monotonic() - started))
         _show(console, results, letters, sent)
         _show_portal(console, portal_notices)
         console.print(followed_up)
+        if serve:
+            _serve(console, stack, web.url, bootstrap, password)
         return 0
     except Exception as e:  # the demo reports, then cleans up
         console.print(f"[bold red]demo failed:[/] {e}")
@@ -209,8 +218,82 @@ async def _escape_followed_up(console: Console, stack, rid: str) -> str:
     for said in calls[-1].said:
         console.print(f"      call ({said.voice}): {said.text}", highlight=False, markup=False)
     planned = "no further call is planned" if done.next_call_at is None else f"next call {done.next_call_at}"
+    sms = next(r.notice_id for r in await stack.results()
+               if r.registration_id == rid and str(r.event_id) == event["event_id"] and r.channel.value == "sms")
     return (f"the escape notice was acknowledged by {done.acknowledged_by.value} "
-            f"{done.acknowledged_at.timestamp() - published:.1f} s after the event, on call {done.calls}; {planned}")
+            f"{done.acknowledged_at.timestamp() - published:.1f} s after the event, on call {done.calls}; "
+            f"{planned}"), str(sms)
+
+
+#: The console's demo account (an admin, so every page can be tried).
+DEMO_OPERATOR = "demo"
+
+
+async def _operator_account(stack) -> str:
+    """Make the demo's operator account, as `savin operators add` does; its password."""
+    from savin.domain.operators import generate_password
+    from savin.ops.operators import action, new_account, write_records
+    from savin.schemas.operators import Role
+
+    password = generate_password()
+    now = dt.datetime.now(dt.timezone.utc)
+    await write_records(stack.settings(), [new_account(DEMO_OPERATOR, Role.ADMIN, password, now, "cli"),
+                                           action("cli", "account.add", now, {"operator": [DEMO_OPERATOR]},
+                                                  detail="role admin", via="cli")])
+    return password
+
+
+def _show_timeline(console: Console, url: str, password: str, notice_id: str) -> None:
+    """Sign in as the demo operator and print the notice's timeline from its console page."""
+    from savin.dev.testing.console_client import ConsoleClient
+
+    client = ConsoleClient(url)
+    try:
+        deadline = time.monotonic() + 30
+        while client.sign_in(DEMO_OPERATOR, password).status_code != 303:  # the account reaches the web's view
+            if time.monotonic() > deadline:
+                raise RuntimeError("the demo operator could not sign in to the console")
+            time.sleep(0.3)
+        page = ""
+        while time.monotonic() < deadline:
+            page = client.get(f"/console/notices/{notice_id}").text
+            if "acknowledg" in page.lower():
+                break
+            time.sleep(0.3)
+        for when, title in _TIMELINE.findall(page):
+            console.print(f"      {_plain(when)}  {_plain(title)}", highlight=False, markup=False)
+    finally:
+        client.close()
+
+
+_TIMELINE = re.compile(r'class="timeline__when[^"]*">(.*?)</p>\s*<p class="timeline__title">(.*?)</p>', re.S)
+
+
+def _plain(fragment: str) -> str:
+    import html
+
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def _serve(console: Console, stack, url: str, bootstrap: str, password: str) -> None:
+    """Keep everything running until Ctrl-C, and say where it is."""
+    console.print("\n[bold]Still running[/] (Ctrl-C stops everything):")
+    console.print(f"  portal            {url}/", highlight=False)
+    console.print(f"  operator console  {url}/console   sign in as {DEMO_OPERATOR} / {password}", highlight=False)
+    console.print(f"  operator API      {url}/api/v1/openapi.json (a token: savin operators token create "
+                  f"{DEMO_OPERATOR} --scope viewer)", highlight=False)
+    console.print(f"  worker metrics    {stack.workers[0].url}/metrics", highlight=False)
+    console.print(f"  Kafka             {bootstrap} (namespace {stack.namespace})", highlight=False)
+    console.print("  for the CLI:      " + " ".join(f"{k}={v}" for k, v in stack.env().items()
+                                                   if k in ("SAVIN_KAFKA_BOOTSTRAP", "SAVIN_NAMESPACE",
+                                                            "SAVIN_DATA_KEY", "SAVIN_INDEX_KEY")),
+                  highlight=False, markup=False)
+    try:
+        while all(w.live() for w in stack.workers):
+            time.sleep(1)
+        console.print("[bold red]a process stopped[/]; see the logs in var/demo")
+    except KeyboardInterrupt:
+        console.print("\nstopping")
 
 
 def _show_portal(console: Console, notices) -> None:

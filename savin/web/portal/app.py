@@ -127,4 +127,4 @@ def run_web(settings: Settings) -> None:
     # No access log: a search URL holds what was searched for.
     uvicorn.run(create_app(settings), host=settings.portal_host, port=settings.portal_port,
                 access_log=False, log_level=settings.log_level.lower(), server_header=False,
-                proxy_headers=False)
+                proxy_headers=False, log_config=None)
