@@ -71,6 +71,15 @@ def test_a_portal_on_the_development_secret_refuses_before_it_needs_a_broker(tmp
     assert "SAVIN_WEB_SECRET" in line and "SAVIN_DEVELOPMENT=true" in line
 
 
+@pytest.mark.parametrize("secret", ["", "short-secret"])
+def test_a_portal_on_a_short_secret_refuses_before_it_needs_a_broker(tmp_path, secret):
+    done = savin(["web"], {"SAVIN_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "SAVIN_DATA_DIR": str(tmp_path),
+                           "SAVIN_WEB_SECRET": secret})
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    (line,) = done.stderr.strip().splitlines()
+    assert "SAVIN_WEB_SECRET must be at least 32 characters" in line and (not secret or secret not in line)
+
+
 def test_a_broker_that_accepts_but_never_answers_times_out_quickly(data_key):
     # The kernel completes the TCP handshake; nothing ever reads the request.
     with socket.socket() as silent:

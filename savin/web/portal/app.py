@@ -31,15 +31,22 @@ __all__ = ["STATIC", "check_web_settings", "create_app", "run_web"]
 log = logging.getLogger("savin.web.portal")
 
 STATIC = Path(__file__).parent / "static"
+#: SAVIN_WEB_SECRET's least length outside a development run.
+MIN_WEB_SECRET = 32
 
 
 def check_web_settings(settings: Settings) -> None:
     """The keys the portal seals and finds contacts with; the built-in form-signing
     secret is refused outside a development run."""
     default = Settings.model_fields["web_secret"].default.get_secret_value()
-    if not settings.development and settings.web_secret.get_secret_value() == default:
+    secret = settings.web_secret.get_secret_value()
+    if not settings.development and secret == default:
         raise StartupError(f"{PREFIX}WEB_SECRET still holds the development default; set a long random value, "
                            f"or {PREFIX}DEVELOPMENT=true for a development run")
+    if not settings.development and len(secret) < MIN_WEB_SECRET:
+        # It signs operators' sessions and the portal's links: a short one can be guessed offline.
+        raise StartupError(f"{PREFIX}WEB_SECRET must be at least {MIN_WEB_SECRET} characters, not {len(secret)}; "
+                           "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     settings.data_keys  # noqa: B018 - raises SettingsError naming SAVIN_DATA_KEY
     settings.index_key_bytes  # noqa: B018 - raises SettingsError naming SAVIN_INDEX_KEY
 
