@@ -22,7 +22,7 @@ from savin.domain.lag import Status
 from savin.ops import dead_letters as dl
 from savin.schemas.escalation import RegistrationFlag
 from savin.schemas.operators import OperatorAction, Role
-from savin.web.console.auth import Auth, Principal, Refused
+from savin.web.console.auth import Auth, Refused, principal
 from savin.web.console.service import Console, Problem
 
 __all__ = ["create_api"]
@@ -250,11 +250,6 @@ def create_api(console: Console, auth: Auth) -> FastAPI:
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or None
         return JSONResponse({"error": first.get("msg", "invalid request"), "field": where}, status_code=400)
 
-    def me(request: Request) -> Principal:
-        p = auth.from_bearer(_credentials(request))
-        assert p is not None  # the route's dependency let it through
-        return p
-
     @api.get("/openapi.json", dependencies=[auth.api(V)], include_in_schema=False)
     async def openapi():
         return JSONResponse(describe(api))
@@ -313,13 +308,13 @@ def create_api(console: Console, auth: Auth) -> FastAPI:
             selection = console.selection(None, body.reason, body.topic, body.since)
         else:
             raise Problem("ids", "Give the ids to replay, or a filter with all=true.")
-        return _report(await console.replay(me(request), selection))
+        return _report(await console.replay(principal(request), selection))
 
     @api.get("/registrations/{registration_id}", response_model=RegistrationOut,
              responses={404: {"model": Error}}, dependencies=[auth.api(V)])
     async def registration(registration_id: str, request: Request):
         """A registration with its contacts masked, its history, open flags and notices."""
-        view = await console.registration(me(request), registration_id)
+        view = await console.registration(principal(request), registration_id)
         if view is None:
             raise Problem("registration_id", "No registration has that id.", 404)
         return RegistrationOut(registration=view.as_dict(),
@@ -330,7 +325,7 @@ def create_api(console: Console, auth: Auth) -> FastAPI:
               responses={404: {"model": Error}}, dependencies=[auth.api(O)])
     async def clear_flag(registration_id: str, body: FlagIn, request: Request):
         """Clear a registration's flag once it has been dealt with."""
-        f = await console.clear_flag(me(request), registration_id[:64], body.flag)
+        f = await console.clear_flag(principal(request), registration_id[:64], body.flag)
         return FlagOut(key=f.key, flag=f)
 
     @api.get("/audit", response_model=list[OperatorAction], dependencies=[auth.api(V)])
@@ -349,7 +344,7 @@ def create_api(console: Console, auth: Auth) -> FastAPI:
               responses={409: {"model": Error}}, dependencies=[auth.api(A)])
     async def add_operator(body: AccountIn, request: Request):
         """Add an account."""
-        account, made = await console.add_account(me(request), body.name, body.role, body.password)
+        account, made = await console.add_account(principal(request), body.name, body.role, body.password)
         return AccountCreatedOut(account=AccountOut.model_validate(account), password=made)
 
     @api.post("/operators/{name}", response_model=AccountOut, responses={404: {"model": Error}},
@@ -358,20 +353,20 @@ def create_api(console: Console, auth: Auth) -> FastAPI:
         """Change an account's role, or disable or enable it (disabling ends its sessions and tokens)."""
         if body.role is None and body.disabled is None:
             raise Problem("role", "Give a role or disabled.")
-        return AccountOut.model_validate(await console.change_account(me(request), name, role=body.role,
+        return AccountOut.model_validate(await console.change_account(principal(request), name, role=body.role,
                                                                       disabled=body.disabled))
 
     @api.post("/tokens", response_model=TokenCreatedOut, status_code=201, dependencies=[auth.api(A)])
     async def create_token(body: TokenIn, request: Request):
         """Make a token for an account; its secret is in this answer only."""
-        token, whole = await console.create_token(me(request), body.owner, body.scope, body.label)
+        token, whole = await console.create_token(principal(request), body.owner, body.scope, body.label)
         return TokenCreatedOut(token=TokenOut.model_validate(token), secret=whole)
 
     @api.post("/tokens/{token_id}/revoke", response_model=TokenOut, responses={404: {"model": Error}},
               dependencies=[auth.api(A)])
     async def revoke_token(token_id: str, request: Request):
         """Revoke a token: it stops working at once, on every web process."""
-        return TokenOut.model_validate(await console.revoke_token(me(request), token_id[:20]))
+        return TokenOut.model_validate(await console.revoke_token(principal(request), token_id[:20]))
 
     return api
 
@@ -380,13 +375,6 @@ def describe(api: FastAPI) -> dict:
     """The API's OpenAPI document."""
     return get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes,
                        servers=[{"url": "/api/v1"}])
-
-
-def _credentials(request: Request):
-    from fastapi.security import HTTPAuthorizationCredentials
-
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return HTTPAuthorizationCredentials(scheme=scheme, credentials=value) if value else None
 
 
 def document() -> dict:

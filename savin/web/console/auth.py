@@ -13,7 +13,8 @@ and form tokens.
 * The API takes ``Authorization: Bearer savin_<id>_<secret>`` tokens only (no
   cookies, so no cross-site request can use a browser's session).
 
-Routes declare the role they need with :meth:`Auth.page` or :meth:`Auth.api`;
+Routes declare the role they need with :meth:`Auth.page` or :meth:`Auth.api`,
+whose check leaves the caller in ``request.state.principal`` for the handler;
 a request that lacks it is refused before its handler or its body's fields are
 looked at: no session is sent to the sign-in page (console) or answered 401
 (API), a session without the role or a form without a valid token 403.
@@ -36,7 +37,7 @@ from savin.schemas.operators import OperatorAccount, Role
 from savin.settings import Settings
 from savin.web.console.accounts import Directory
 
-__all__ = ["SESSION_COOKIE", "COOKIE_PATH", "Principal", "Refused", "Auth"]
+__all__ = ["SESSION_COOKIE", "COOKIE_PATH", "Principal", "Refused", "Auth", "principal"]
 
 SESSION_COOKIE = "savin_console"
 COOKIE_PATH = "/console"
@@ -64,6 +65,11 @@ class Refused(Exception):
         self.reason = reason
         self.principal = principal
         self.needed = needed
+
+
+def principal(request: Request) -> Principal:
+    """The caller a route's role check let through."""
+    return request.state.principal
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `savin operators token create NAME`.")
@@ -134,6 +140,7 @@ class Auth:
                 form = await request.form()
                 if not self.csrf_valid(p.session_id, form.get("csrf")):
                     raise Refused(403, "The form had expired or did not come from this console: reload the page and try again.", p)
+            request.state.principal = p
             return p
 
         return Depends(signed_in)
@@ -141,12 +148,14 @@ class Auth:
     def api(self, needed: Role):
         """An API route's dependency: the token's principal, with ``needed`` at least."""
 
-        async def token(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+        async def token(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
             p = self.from_bearer(credentials)
             if p is None:
                 raise Refused(401, "A valid API token is needed (Authorization: Bearer savin_...).")
             if not p.role.allows(needed):
                 raise Refused(403, f"This needs the {needed.value} scope.", p, needed)
+            request.state.principal = p
             return p
 
         return Depends(token)

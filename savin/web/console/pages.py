@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from savin.domain.lag import Status
 from savin.schemas.operators import Role
-from savin.web.console.auth import COOKIE_PATH, SESSION_COOKIE, Auth, Principal, Refused
+from savin.web.console.auth import COOKIE_PATH, SESSION_COOKIE, Auth, Principal, Refused, principal
 from savin.web.console.service import Console, Problem
 from savin.web.portal.pages import FieldError, environment
 from savin.web.portal.security import SESSION_COOKIE as FORM_COOKIE
@@ -77,7 +77,7 @@ class ConsolePages:
 
     def render(self, request: Request, template: str, status_code: int = 200,
                errors: tuple[FieldError, ...] = (), **context) -> HTMLResponse:
-        me: Principal | None = self.auth.from_cookie(request)
+        me: Principal | None = getattr(request.state, "principal", None) or self.auth.from_cookie(request)
         body = self.env.get_template(f"console/{template}").render(
             me=me, csrf_token=me.csrf if me else "", errors=errors, when=self.when, here=request.url.path,
             status_name=lambda s: Status(s).name, **context)
@@ -134,8 +134,7 @@ class ConsolePages:
         return response
 
     async def logout(self, request: Request) -> Response:
-        me = self.auth.from_cookie(request)
-        await self.console.sign_out(me, datetime.now(UTC) + self.auth.lifetime)
+        await self.console.sign_out(principal(request), datetime.now(UTC) + self.auth.lifetime)
         response = RedirectResponse("/console/login", 303)
         response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
         return response
@@ -183,7 +182,7 @@ class ConsolePages:
         return await self._registration_page(request, registration_id)
 
     async def _registration_page(self, request: Request, registration_id: str, errors=()) -> HTMLResponse:
-        me = self._me(request)
+        me = principal(request)
         view = await self.console.registration(me, registration_id)
         if view is None:
             return self.render(request, "missing.html.j2", 404, what="registration", ident=registration_id[:64])
@@ -211,14 +210,9 @@ class ConsolePages:
 
     # ---- actions -----------------------------------------------------------------
 
-    def _me(self, request: Request) -> Principal:
-        me = self.auth.from_cookie(request)
-        assert me is not None  # the route's dependency let it through
-        return me
-
     async def replay(self, request: Request, ids: list[str] = Form([]), reason: str = Form(""),
                      topic: str = Form(""), since: str = Form(""), scope: str = Form("ids")) -> HTMLResponse:
-        me = self._me(request)
+        me = principal(request)
         try:
             if scope == "filter":
                 selection = self.console.selection(None, reason.strip()[:100], topic.strip()[:200], since.strip()[:40])
@@ -233,7 +227,7 @@ class ConsolePages:
 
     async def clear_flag(self, request: Request, registration_id: str, flag: str = Form("")) -> Response:
         try:
-            await self.console.clear_flag(self._me(request), registration_id[:64], flag[:300])
+            await self.console.clear_flag(principal(request), registration_id[:64], flag[:300])
         except Problem as p:
             return await self._registration_page(request, registration_id, (FieldError("flags", p.message),))
         return RedirectResponse(f"/console/registrations/{urllib.parse.quote(registration_id, safe='')}", 303)
@@ -242,7 +236,7 @@ class ConsolePages:
                            password: str = Form("")) -> HTMLResponse:
         form = {"name": name.strip().lower()[:80], "role": role}
         try:
-            account, made = await self.console.add_account(self._me(request), form["name"], _role(role), password)
+            account, made = await self.console.add_account(principal(request), form["name"], _role(role), password)
         except Problem as p:
             return self._operators_page(request, (FieldError(f"new-{p.field}", p.message),), status=p.status,
                                         form=form)
@@ -252,11 +246,11 @@ class ConsolePages:
                               role: str = Form("")) -> HTMLResponse:
         try:
             if change == "disable":
-                await self.console.change_account(self._me(request), name, disabled=True)
+                await self.console.change_account(principal(request), name, disabled=True)
             elif change == "enable":
-                await self.console.change_account(self._me(request), name, disabled=False)
+                await self.console.change_account(principal(request), name, disabled=False)
             elif change == "role":
-                await self.console.change_account(self._me(request), name, role=_role(role))
+                await self.console.change_account(principal(request), name, role=_role(role))
             else:
                 raise Problem("change", "Choose a change.")
         except Problem as p:
@@ -267,14 +261,14 @@ class ConsolePages:
                            label: str = Form("")) -> HTMLResponse:
         clean = "".join(c for c in label.strip() if c.isprintable())[:80]
         try:
-            token, whole = await self.console.create_token(self._me(request), owner.strip()[:40], _role(scope), clean)
+            token, whole = await self.console.create_token(principal(request), owner.strip()[:40], _role(scope), clean)
         except Problem as p:
             return self._operators_page(request, (FieldError(f"token-{p.field}", p.message),), status=p.status)
         return self._operators_page(request, made={"what": "token", "name": token.token_id, "secret": whole})
 
     async def revoke_token(self, request: Request, token_id: str) -> HTMLResponse:
         try:
-            await self.console.revoke_token(self._me(request), token_id[:20])
+            await self.console.revoke_token(principal(request), token_id[:20])
         except Problem as p:
             return self._operators_page(request, (FieldError("tokens", p.message),), status=p.status)
         return self._operators_page(request)
