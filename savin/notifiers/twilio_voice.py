@@ -236,6 +236,7 @@ class TwilioVoice(TwilioAccount):
         except (KafkaError, TimeoutError) as e:
             raise TemporaryFailure(f"the record of call {message.notice_id} was not written: {type(e).__name__}",
                                    "calls-topic") from e
+        await self.client()  # started before the slot is taken: starting cannot delay a call past its slot
         if not await self.spacing.wait():
             raise TemporaryFailure(f"call {message.notice_id} deferred: more calls are waiting than the "
                                    "calls-per-second limit starts in time", "calls-per-second")
