@@ -15,6 +15,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from savin.domain.feeds import Thresholds, parse_thresholds
+from savin.domain.holds import DEFAULT_HOLD_RULES, HoldRule, parse_hold_rules
+
 __all__ = ["Settings", "SettingsError", "load_settings", "DataKeys"]
 
 PREFIX = "SAVIN_"
@@ -138,6 +141,21 @@ class Settings(BaseSettings):
     #: With no voice number registered, call the number registered for texts.
     escalation_call_sms_phone: bool = True
 
+    # Safety checks
+    #: Holds on mass changes: ``TYPE=MAX/SECONDS[/SHARE]`` items (``RELEASED=50/600``: more than 50
+    #: RELEASED events from one source in 10 minutes are held for an operator); empty: none.
+    hold_rules: str = DEFAULT_HOLD_RULES
+    #: Seconds the notices of an event type with a hold rule wait before they go out, so that a
+    #: burst is seen before its first notices leave (0: no wait, and the first of a burst go out).
+    hold_settle: float = Field(2.0, ge=0, le=60)
+    #: Seconds of silence after which a source is stale: ``SOURCE=SECONDS`` items, ``default`` for
+    #: every other source (``mo-doc-oms=900,default=3600``).
+    feed_silent_after: str = "default=3600"
+    #: Seconds between the feed watchdog's looks at every source.
+    feed_check_interval: float = Field(10.0, gt=0, le=3600)
+    #: The statutory deadlines policy (TOML); default: the one savin ships (savin/policy/deadlines.toml).
+    deadline_policy: Path | None = None
+
     # Portal (savin web)
     portal_host: str = "127.0.0.1"
     portal_port: int = Field(8080, ge=1, le=65535)
@@ -239,6 +257,28 @@ class Settings(BaseSettings):
         if v is not None:
             _index_key_bytes(v.get_secret_value())
         return v
+
+    @field_validator("hold_rules")
+    @classmethod
+    def _check_hold_rules(cls, v: str):
+        parse_hold_rules(v)  # a ValueError names the item
+        return v
+
+    @field_validator("feed_silent_after")
+    @classmethod
+    def _check_feed_thresholds(cls, v: str):
+        parse_thresholds(v)
+        return v
+
+    @cached_property
+    def hold_rule_table(self) -> dict[str, HoldRule]:
+        """SAVIN_HOLD_RULES parsed: event type -> rule."""
+        return parse_hold_rules(self.hold_rules)
+
+    @cached_property
+    def feed_thresholds(self) -> Thresholds:
+        """SAVIN_FEED_SILENT_AFTER parsed."""
+        return parse_thresholds(self.feed_silent_after)
 
     @field_validator("twilio_account_sid")
     @classmethod

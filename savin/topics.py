@@ -74,6 +74,17 @@ class Topics:
         self.operators = t("operators")
         #: What each operator and token did (one partition, kept without a time limit).
         self.operator_audit = t("operator-audit")
+        #: Holds on mass changes and operators' blocks of one offender (compacted, one partition,
+        #: keyed by hold id); read whole by every match stage instance (:mod:`savin.schemas.safety`).
+        self.holds = t("holds")
+        #: The notices a hold keeps back, keyed by hold id (so one hold's notices share a partition).
+        self.held_notices = t("held-notices")
+        #: Each match partition's per-minute counts per (source, event type) (compacted, one partition).
+        self.hold_counts = t("hold-counts")
+        #: Each status partition's per-source newest event and hourly counts (compacted, one partition).
+        self.feed_counts = t("feed-counts")
+        #: Each change of a source's feed status (one partition, kept without a time limit).
+        self.feed_status = t("feed-status")
 
     def group(self, stage: str) -> str:
         """The consumer group of a stage (``match``, ``deliver``)."""
@@ -120,6 +131,11 @@ class Topics:
             TopicSpec(self.registration_flags, n, compacted),
             TopicSpec(self.operators, 1, compacted),
             TopicSpec(self.operator_audit, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}),
+            TopicSpec(self.holds, 1, compacted),
+            TopicSpec(self.held_notices, n, {"cleanup.policy": "delete", "retention.ms": str(HELD_RETENTION_MS)}),
+            TopicSpec(self.hold_counts, 1, compacted),
+            TopicSpec(self.feed_counts, 1, compacted),
+            TopicSpec(self.feed_status, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(int(self.dedup_days * 86_400_000))}),
         ]
@@ -127,6 +143,8 @@ class Topics:
 
 #: A call's record is needed for minutes; two days leaves room to look at one.
 CALLS_RETENTION_MS = 2 * 86_400_000
+#: Held notices wait for an operator's decision: a month is far longer than any hold should stay open.
+HELD_RETENTION_MS = 30 * 86_400_000
 
 _partitioner = DefaultPartitioner()
 

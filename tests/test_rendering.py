@@ -8,6 +8,7 @@ import json
 import pytest
 from support import EVENTS
 
+from savin.domain.vocabulary import NOTICE_KINDS
 from savin.rendering import (
     CHANNEL_TEMPLATES,
     ChannelTemplate,
@@ -24,7 +25,7 @@ from savin.rendering import (
     label,
 )
 from savin.rendering.voice import VoiceTemplate
-from savin.schemas.events import EVENT_TYPES, parse_event
+from savin.schemas.events import parse_event
 from savin.schemas.payloads import RetractableType
 
 LANGUAGES = ("en", "es")
@@ -65,7 +66,7 @@ def email(renderer, ev, language="en", timezone="America/Chicago") -> RenderedEm
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_every_example_renders_as_sms(renderer, event_type, language):
     ev = event(event_type)
     out = sms(renderer, ev, language)
@@ -76,14 +77,14 @@ def test_every_example_renders_as_sms(renderer, event_type, language):
     assert out.segments == gsm.count(out.text)
     # English stays GSM-7; correct Spanish needs á, í, ó or ú, so it is UCS-2.
     assert out.segments.encoding == ("GSM-7" if language == "en" else "UCS-2")
-    assert out.segments.segments <= EVENT_TYPES[event_type].sms_segments
+    assert out.segments.segments <= NOTICE_KINDS[event_type].sms_segments
     # The example fits in the full wording, nothing cut.
     full = renderer.template(event_type, "sms", language).text(ev, "America/Chicago", compact=False)
     assert out.text == full and "..." not in out.text
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_every_example_renders_as_email(renderer, event_type, language):
     out = email(renderer, event(event_type), language)
     assert "John Q. Doe" in out.subject and "MO-1048576" in out.subject
@@ -138,10 +139,10 @@ def test_link_maker_signs_an_unsubscribe_link_for_email_slots_only():
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_event_type_has_its_own_subject_and_sms(renderer, language):
-    subjects = {email(renderer, event(t), language).subject for t in EVENT_TYPES}
-    texts = {sms(renderer, event(t), language).text for t in EVENT_TYPES}
-    assert len(subjects) == len(EVENT_TYPES)
-    assert len(texts) == len(EVENT_TYPES)
+    subjects = {email(renderer, event(t), language).subject for t in NOTICE_KINDS}
+    texts = {sms(renderer, event(t), language).text for t in NOTICE_KINDS}
+    assert len(subjects) == len(NOTICE_KINDS)
+    assert len(texts) == len(NOTICE_KINDS)
 
 
 def test_urgent_subjects_say_so(renderer):
@@ -163,7 +164,7 @@ def test_default_language_is_configurable():
     assert sms(es, event("RELEASED"), "fr").text.startswith(SENDER["es"] + " ")
 
 
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_spanish_notices_are_in_spanish(renderer, event_type):
     ev = event(event_type)
     es_sms, en_sms = sms(renderer, ev, "es").text, sms(renderer, ev, "en").text
@@ -368,7 +369,7 @@ def test_each_channel_has_its_template_class(renderer):
     sms_template = renderer.template("RELEASED", "sms", "es")
     assert isinstance(sms_template, SMSTemplate)
     assert (sms_template.name, sms_template.language) == ("es/RELEASED.sms.j2", "es")
-    assert sms_template.max_segments == EVENT_TYPES["RELEASED"].sms_segments
+    assert sms_template.max_segments == NOTICE_KINDS["RELEASED"].sms_segments
     assert sms_template.stop == STOP["es"]
     assert isinstance(renderer.template("RELEASED", "email", "fr"), EmailTemplate)
     assert renderer.template("RELEASED", "email", "fr").language == "en"

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from support import EVENTS
 
+from savin.domain.vocabulary import NOTICE_KINDS
 from savin.rendering import RenderedSMS, Renderer, gsm
-from savin.schemas.events import EVENT_TYPES, Urgency, parse_event
+from savin.schemas.events import Urgency, parse_event
 
 LANGUAGES = ("en", "es")
 SENDER = {"en": "MO Victim Notification: ", "es": "Notificación a víctimas MO: "}
@@ -86,14 +87,14 @@ def within_budget(renderer, event_type: str, language: str, name: str, ack_code:
         out = renderer.render(ev, "sms", language, "America/Chicago", ack_code=ack_code)
         encoding, units, segments = counted(out.text)
         assert (out.segments.encoding, out.segments.units, out.segments.segments) == (encoding, units, segments)
-        assert segments <= EVENT_TYPES[event_type].sms_segments
+        assert segments <= NOTICE_KINDS[event_type].sms_segments
         yield ev, out, encoding
 
 
 def test_budgets_by_urgency():
     # Correct Spanish is UCS-2 (67 units a part): urgent notices carry who, where, when and
     # what to do; hearings carry directions; the rest fit in four parts.
-    for event_type, spec in EVENT_TYPES.items():
+    for event_type, spec in NOTICE_KINDS.items():
         if event_type in ("HEARING_SCHEDULED", "HEARING_RESCHEDULED"):
             assert spec.sms_segments == 6
         else:
@@ -102,7 +103,7 @@ def test_budgets_by_urgency():
 
 @pytest.mark.parametrize("name", list(LONG_NAMES.values()), ids=list(LONG_NAMES))
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_every_sms_fits_its_budget_with_the_longest_values(renderer, event_type, language, name):
     for ev, out, encoding in within_budget(renderer, event_type, language, name):
         values = [name] + [v for v in ev["payload"].values() if isinstance(v, str)]
@@ -117,19 +118,19 @@ def test_every_sms_fits_its_budget_with_the_longest_values(renderer, event_type,
 
 @pytest.mark.parametrize("name", REAL_NAMES)
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_real_names_and_the_example_values_fit_in_full(renderer, event_type, language, name):
     ev = event(event_type, name)
     out = sms(renderer, ev, language)
     assert out.text == renderer.template(event_type, "sms", language).text(ev, "America/Chicago", compact=False)
     assert unicodedata.normalize("NFC", name) in out.text
-    assert out.segments.segments <= EVENT_TYPES[event_type].sms_segments
+    assert out.segments.segments <= NOTICE_KINDS[event_type].sms_segments
 
 
 def test_the_longest_spanish_sms_of_each_urgency(renderer):
     # What a registrant pays for in the worst case: the budget, and no more.
     worst: dict[str, int] = {}
-    for event_type, spec in EVENT_TYPES.items():
+    for event_type, spec in NOTICE_KINDS.items():
         for name in LONG_NAMES.values():
             out = sms(renderer, event(event_type, name, longest=True), "es")
             assert out.segments.encoding == "UCS-2"
@@ -154,7 +155,7 @@ def test_a_text_that_cannot_fit_is_cut_keeping_the_opt_out_line(tmp_path):
         '{% extends "base.sms.j2" %}{% block body %}' + "Se fugó de la prisión. " * 30 + "{% endblock %}"
     )
     out = Renderer(template_dir=tmp_path).render(event("ESCAPED", "Ana"), "sms", "es", "UTC")
-    assert out.segments.encoding == "UCS-2" and out.segments.segments == EVENT_TYPES["ESCAPED"].sms_segments
+    assert out.segments.encoding == "UCS-2" and out.segments.segments == NOTICE_KINDS["ESCAPED"].sms_segments
     assert out.text.startswith(SENDER["es"] + "Se fugó de la prisión.")
     assert out.text.endswith("..." + STOP["es"])
     assert out.segments.units > 67 * (out.segments.segments - 1)  # the room is used

@@ -9,8 +9,9 @@ import unicodedata
 import pytest
 from support import EVENTS
 
+from savin.domain.vocabulary import NOTICE_KINDS
 from savin.rendering import EmailLinks, Renderer
-from savin.schemas.events import EVENT_TYPES, parse_event
+from savin.schemas.events import parse_event
 
 LINKS = EmailLinks(unsubscribe="https://notify.example.gov/unsubscribe/T0KEN.s1g", manage="https://notify.example.gov/manage")
 
@@ -72,11 +73,11 @@ def name_shown(name: str, text: str) -> bool:
 
 
 def test_every_event_type_has_its_accented_words():
-    assert set(ACCENTED) == set(EVENT_TYPES)
+    assert set(ACCENTED) == set(NOTICE_KINDS)
 
 
 @pytest.mark.parametrize("name", NAMES, ids=["short", "initial Í", "long", "long, no GSM-7 vowels"])
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_spanish_sms_keep_names_and_accents(renderer, event_type, name):
     out = renderer.render(event(event_type, name), "sms", "es", "America/Chicago")
     assert out.segments.encoding == "UCS-2"
@@ -90,7 +91,7 @@ def test_spanish_sms_keep_names_and_accents(renderer, event_type, name):
 
 
 @pytest.mark.parametrize("name", NAMES, ids=["short", "initial Í", "long", "long, no GSM-7 vowels"])
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_spanish_emails_keep_names_and_accents(renderer, event_type, name):
     out = renderer.render(event(event_type, name), "email", "es", "America/Chicago", links=LINKS)
     for part in (out.subject, out.text, out.html):
@@ -102,7 +103,7 @@ def test_spanish_emails_keep_names_and_accents(renderer, event_type, name):
     assert "Para dejar de recibir estos avisos por correo electrónico, abra este enlace" in out.text
 
 
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_english_keeps_accented_names_too(renderer, event_type):
     name = "José Ángel Núñez Peña"
     out = renderer.render(event(event_type, name), "sms", "en", "America/Chicago")

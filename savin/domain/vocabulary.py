@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Urgency", "EventKind", "EVENT_TYPES", "kind_of"]
+__all__ = ["Urgency", "EventKind", "EVENT_TYPES", "NOTICE_KINDS", "NOTICE_TYPES", "kind_of"]
 
 
 class Urgency(str, enum.Enum):
@@ -30,6 +30,8 @@ class EventKind:
     sms_segments: int
     #: Sent to every active registration of the offender, whatever event types it chose.
     always_sent: bool = False
+    #: Whether it notifies anyone at all (a heartbeat only tells the feed watchdog a source is alive).
+    notifies: bool = True
 
 
 U, R = Urgency.URGENT, Urgency.ROUTINE
@@ -55,7 +57,13 @@ EVENT_TYPES: dict[str, EventKind] = {
     "RESTITUTION_PAYMENT": EventKind("Restitution", R, "restitution", 4),
     # A retraction usually corrects an alarming notice: at once, and to everyone who may have had it.
     "EVENT_RETRACTED": EventKind("Retraction", U, "correction", 5, always_sent=True),
+    # A source saying it is alive while it has nothing to report; the match stage sends nothing.
+    "HEARTBEAT": EventKind("NoPayload", R, "feed", 1, notifies=False),
 }
+
+#: The event types that notify someone (every type but ``HEARTBEAT``), and their kinds.
+NOTICE_KINDS: dict[str, EventKind] = {t: k for t, k in EVENT_TYPES.items() if k.notifies}
+NOTICE_TYPES: tuple[str, ...] = tuple(NOTICE_KINDS)
 
 
 def kind_of(event_type: str) -> EventKind | None:

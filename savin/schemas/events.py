@@ -20,9 +20,15 @@ __all__ = ["Urgency", "EVENT_TYPES", "CustodyEvent", "EVENT_ADAPTER", "EVENT_MOD
 SCHEMA_VERSION = 1
 
 
+OffenderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+#: The offender fields of an event about no one (a heartbeat), when its producer leaves them out.
+NO_OFFENDER = "heartbeat"
+
+
 class EventEnvelope(Strict):
     event_id: Uuid
-    offender_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+    offender_id: OffenderId
     offender_name: Text
     occurred_at: Timestamp
     source: Text
@@ -40,11 +46,15 @@ class EventEnvelope(Strict):
 def _event_model(event_type: str, spec: EventKind) -> type[EventEnvelope]:
     name = "".join(w.capitalize() for w in event_type.split("_")) + "Event"
     payload = getattr(payloads, spec.payload)
+    # An event that notifies no one is about no one: its offender fields may be left out.
+    about_no_one = {} if spec.notifies else {"offender_id": (OffenderId, NO_OFFENDER),
+                                              "offender_name": (Text, NO_OFFENDER)}
     return create_model(
         name,
         __base__=EventEnvelope,
         event_type=(Literal[event_type], ...),  # type: ignore[valid-type]
         payload=(payload, NoPayload() if payload is NoPayload else ...),
+        **about_no_one,
     )
 
 

@@ -18,6 +18,7 @@ from savin.schemas.events import EVENT_ADAPTER, EVENT_MODELS, SCHEMA_VERSION
 from savin.schemas.notices import DeadLetter, DeadLetterReplay, DeliveryResult, NoticeJob
 from savin.schemas.operators import ApiToken, OperatorAccount, OperatorAction, SessionEnded
 from savin.schemas.registration import Registration
+from savin.schemas.safety import FeedCounts, FeedStatusChange, HeldNotice, Hold, HoldCounts
 from savin.schemas.status import OffenderStatus
 
 __all__ = ["SCHEMA_BASE", "published_schemas", "export"]
@@ -54,6 +55,11 @@ def published_schemas() -> dict[str, dict]:
         "api-token.schema.json": (ApiToken, "ApiToken"),
         "session-ended.schema.json": (SessionEnded, "SessionEnded"),
         "operator-action.schema.json": (OperatorAction, "OperatorAction"),
+        "hold.schema.json": (Hold, "Hold"),
+        "held-notice.schema.json": (HeldNotice, "HeldNotice"),
+        "hold-counts.schema.json": (HoldCounts, "HoldCounts"),
+        "feed-counts.schema.json": (FeedCounts, "FeedCounts"),
+        "feed-status-change.schema.json": (FeedStatusChange, "FeedStatusChange"),
     }
     for event_type, model in EVENT_MODELS.items():
         models[f"events/{event_type}.schema.json"] = (model, model.__name__)

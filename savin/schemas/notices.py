@@ -43,6 +43,11 @@ class NoticeJob(Strict):
     ack_code: str | None = None
     #: For a call of an escalation ladder: which call it is (0 the first).
     call: Annotated[int, Field(ge=0)] | None = None
+    #: A correction: the notice of the retracted event it corrects. The deliver stage sends it
+    #: only if that notice went out, and cancels that notice if it has not yet.
+    corrects: Uuid | None = None
+    #: The hold this notice was kept back by and released from.
+    hold_id: Uuid | None = None
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -54,16 +59,20 @@ class DeliveryStatus(str, enum.Enum):
     FAILED = "failed"  # permanent failure, or retries exhausted
     SUPPRESSED = "suppressed"  # the recipient opted out of this channel
     HELD = "held"  # a routine notice waiting for the registration's quiet hours to end
+    CANCELLED = "cancelled"  # its event was retracted before it went out
+    REJECTED = "rejected"  # an operator rejected the hold that kept it back
 
 
 #: A notice in one of these states is not sent again.
 DONE_STATUSES = frozenset(
     {DeliveryStatus.ACCEPTED, DeliveryStatus.SENT, DeliveryStatus.DELIVERED,
-     DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED}
+     DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.CANCELLED,
+     DeliveryStatus.REJECTED}
 )
 #: These states are never overwritten, whatever arrives later.
 FINAL_STATUSES = frozenset(
-    {DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED}
+    {DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED,
+     DeliveryStatus.CANCELLED, DeliveryStatus.REJECTED}
 )
 
 
@@ -84,6 +93,9 @@ class DeliveryResult(Strict):
     not_before: Timestamp | None = None
     #: A call's status callback: what the call came to.
     call_result: CallResult | None = None
+    #: A rejected notice: the hold, and the operator who rejected it.
+    hold_id: Uuid | None = None
+    decided_by: str | None = None
     at: Timestamp
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from savin.domain.vocabulary import EVENT_TYPES
+from savin.domain.vocabulary import NOTICE_TYPES
 from savin.schemas.base import Strict, Timestamp
 
 __all__ = ["Actor", "Channel", "Contact", "QuietHours", "Registration", "SealedContact", "StoredRegistration",
@@ -67,13 +67,13 @@ class Contact(Strict):
 
 
 #: An event type's name; the schema lists them, the validator below names the unknown ones.
-EventTypeName = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+EventTypeName = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(NOTICE_TYPES)})]
 
 
 def _check_event_types(v: tuple[str, ...] | None):
     if v is None:
         return v
-    unknown = sorted(set(v) - set(EVENT_TYPES))
+    unknown = sorted(set(v) - set(NOTICE_TYPES))
     if unknown:
         raise ValueError(f"unknown event types: {', '.join(unknown)}")
     return v

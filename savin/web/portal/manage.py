@@ -88,7 +88,7 @@ def wanted_groups(event_types: tuple[str, ...] | None) -> dict[str, bool]:
         return dict.fromkeys(GROUPS, True)
     wanted = {}
     for group in GROUPS:
-        types = [name for name, kind in EVENT_TYPES.items() if kind.group == group]
+        types = [name for name, kind in EVENT_TYPES.items() if kind.group == group and kind.notifies]
         chosen = [name for name in types if name in event_types]
         if chosen:
             wanted[group] = len(chosen) == len(types)

@@ -68,7 +68,7 @@ TIMEZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/P
              "America/Anchorage", "Pacific/Honolulu", "America/Puerto_Rico", "Pacific/Guam", "Pacific/Pago_Pago")
 #: The groups of notices a registrant chooses among, in the vocabulary's order; a group whose
 #: every event type goes to everyone (corrections) is not a choice.
-GROUPS = tuple(dict.fromkeys(k.group for k in EVENT_TYPES.values() if not k.always_sent))
+GROUPS = tuple(dict.fromkeys(k.group for k in EVENT_TYPES.values() if k.notifies and not k.always_sent))
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LONGEST = 1000  # the most of a typed value read or shown again; the rules refuse it anyway
@@ -96,7 +96,7 @@ def event_types_of(groups: list[str] | None) -> tuple[str, ...] | None:
     """The event types of the chosen groups; None (every type, new ones too) when all are chosen."""
     if groups is None or set(GROUPS) <= set(groups):
         return None
-    return tuple(name for name, kind in EVENT_TYPES.items() if kind.group in groups and not kind.always_sent)
+    return tuple(name for name, kind in EVENT_TYPES.items() if kind.group in groups and kind.notifies and not kind.always_sent)
 
 
 # ---- the answers, checked by Registration's rules -------------------------------------------------
