@@ -574,7 +574,8 @@ def _histories(s: Settings):
 @notices_app.command("list")
 def notices_list(
     # An enum, so --help lists the statuses and a typo is refused by name.
-    status: Optional[DeliveryStatus] = typer.Option(None, help="Only notices now in this status."),
+    status: Optional[DeliveryStatus] = typer.Option(
+        None, metavar="STATUS", help="Only notices now in this status: " + ", ".join(s.value for s in DeliveryStatus) + "."),
     event_id: Optional[str] = typer.Option(None, "--event-id", help="Only notices of this event."),
     registration_id: Optional[str] = typer.Option(None, "--registration-id", help="Only this registration's."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
@@ -727,9 +728,12 @@ def bench(
         raise fail(str(e)) from None
 
 
-from savin.operators_cli import operators_app  # noqa: E402 - its commands use the helpers above
+from savin import feeds_cli, holds_cli, reports_cli  # noqa: E402 - their commands use the helpers above
+from savin.operators_cli import operators_app  # noqa: E402
 
 app.add_typer(operators_app, name="operators")
+for part in (holds_cli, feeds_cli, reports_cli):
+    part.register(app)
 
 
 def main() -> None:

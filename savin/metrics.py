@@ -69,6 +69,25 @@ PUBLISH_TO_ACCEPTED = Histogram(
     "Seconds from a custody event's publishing (its Kafka record's timestamp) to a provider accepting one of its "
     "notices, retries and quiet hours included; the calls of an escalation ladder are not counted",
     ["urgency", "channel"], buckets=_LATENCY_BUCKETS)
+# Safety checks
+HOLDS_OPEN = Gauge("savin_holds_open", "Holds open (mass changes and offender blocks) waiting for an operator",
+                   ["kind"])
+HOLD_NOTICES = Counter("savin_hold_notices_total",
+                       "Notices kept back by a hold, and released or rejected by an operator's decision",
+                       ["outcome"])
+FEED_STALE = Gauge("savin_feed_stale", "1 while a source is stale (silent past its threshold), else 0", ["source"])
+FEED_LOW = Gauge("savin_feed_low", "1 while a source sends far below its usual rate, else 0", ["source"])
+FEED_LAST_EVENT = Gauge("savin_feed_last_event_timestamp_seconds",
+                        "Unix time of the newest event or heartbeat from a source", ["source"])
+DEADLINE_AT_RISK = Gauge("savin_deadline_at_risk_notices",
+                         "Notices not yet delivered whose statutory deadline is within its warning margin, in the "
+                         "partitions this worker holds")
+DEADLINE_MISSED = Counter("savin_deadline_missed_total",
+                          "Notices whose statutory deadline passed before they were delivered or acknowledged",
+                          ["event_type"])
+CORRECTIONS = Counter("savin_corrections_total",
+                      "Notices of retracted events: corrected (a correction sent), cancelled before they went "
+                      "out, or needing nothing", ["outcome"])
 BUILD_INFO = Gauge("savin_build_info", "The running savin's version; always 1", ["version"])
 BUILD_INFO.labels(version=__version__).set(1)
 

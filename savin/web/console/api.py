@@ -8,10 +8,11 @@ Errors are ``{"error": "...", "field": "..."}`` with 400 (a field is wrong),
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -228,7 +229,8 @@ def _report(r: dl.ReplayReport) -> ReplayOut:
                      refused={e.id: why for e, why in r.refused})
 
 
-def create_api(console: Console, auth: Auth) -> FastAPI:
+def create_api(console: Console, auth: Auth, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The API app: its own routes, and ``routers`` (the console parts')."""
     api = FastAPI(title="savin operator API", version=__version__, openapi_url=None, docs_url=None, redoc_url=None,
                   description=__doc__, responses={400: {"model": Error}, 401: {"model": Error}, 403: {"model": Error}})
 
@@ -368,6 +370,8 @@ def create_api(console: Console, auth: Auth) -> FastAPI:
         """Revoke a token: it stops working at once, on every web process."""
         return TokenOut.model_validate(await console.revoke_token(principal(request), token_id[:20]))
 
+    for router in routers:
+        api.include_router(router)
     return api
 
 

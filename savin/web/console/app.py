@@ -18,8 +18,11 @@ from savin.topics import Topics
 from savin.web.console.accounts import Directory
 from savin.web.console.api import create_api
 from savin.web.console.auth import Auth, Refused
+from savin.web.console.feeds import FeedsPart
+from savin.web.console.holds import HoldsPart
 from savin.web.console.lagwatch import LagWatch
 from savin.web.console.pages import ConsolePages
+from savin.web.console.reports import ReportsPart
 from savin.web.console.service import Console
 from savin.web.console.trail import Trail
 from savin.web.portal.commands import Commands
@@ -38,7 +41,8 @@ class ConsoleApp:
         self.auth = Auth(settings, None)  # type: ignore[arg-type]
         self.pages = ConsolePages(self.console, self.auth, Csrf(settings.web_secret.get_secret_value()),
                                   settings.portal_timezone)
-        self.api = create_api(self.console, self.auth)
+        self.parts = [part(self.console, self.auth, self.pages) for part in (HoldsPart, FeedsPart, ReportsPart)]
+        self.api = create_api(self.console, self.auth, [p.api_router for p in self.parts])
         self._task: asyncio.Task | None = None
 
     def attach(self, views: Views) -> None:
@@ -47,6 +51,8 @@ class ConsoleApp:
         self.console.views = views
         self.console.directory = self.auth.directory = directory
         self.console.trail = Trail(views, self.topics)
+        for part in self.parts:
+            part.attach(views)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.lag.run(), name="savin-console-lag")
@@ -61,6 +67,8 @@ class ConsoleApp:
 def install(app: FastAPI, settings: Settings, topics: Topics, commands: Commands, sealer: Sealer) -> ConsoleApp:
     parts = ConsoleApp(settings, topics, commands, sealer)
     app.include_router(parts.pages.router)
+    for part in parts.parts:
+        app.include_router(part.page_router)
     app.mount("/api/v1", parts.api)
 
     @app.exception_handler(Refused)
