@@ -22,6 +22,7 @@ from test_rendering_budgets import LONG_NAMES, REAL_NAMES, SENDER, STOP, event, 
 from savin.domain.clock import utcnow
 from savin.domain.escalation import ack_code
 from savin.domain.matching import notices_for
+from savin.domain.vocabulary import NOTICE_KINDS
 from savin.ops.reading import read_topic
 from savin.rendering import EmailLinks, LinkMaker, RenderedEmail, RenderedSMS, Renderer, gsm
 from savin.rendering.links import ACK_TTL, read_ack_token
@@ -89,7 +90,7 @@ def test_real_names_and_the_example_values_still_fit_in_full_with_the_code(rende
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
+@pytest.mark.parametrize("event_type", list(NOTICE_KINDS))
 def test_without_a_code_an_sms_is_what_it_was(renderer, event_type, language):
     ev = event(event_type, "John Q. Doe")
     plain = renderer.render(ev, "sms", language, "America/Chicago")
@@ -213,10 +214,10 @@ def test_a_reply_acknowledges_the_notices_whose_code_it_is_or_the_only_one_waiti
 def test_every_event_type_names_its_notice_in_both_languages():
     for language in LANGUAGES:
         t = STRINGS[language]
-        for event_type in EVENT_TYPES:
+        for event_type in NOTICE_KINDS:
             assert t[f"ack_kind_{event_type}"], (language, event_type)
         assert "{when}" in t["ack_sent"]
-    assert len({STRINGS["en"][f"ack_kind_{e}"] for e in EVENT_TYPES}) == len(EVENT_TYPES)
+    assert len({STRINGS["en"][f"ack_kind_{e}"] for e in NOTICE_KINDS}) == len(NOTICE_KINDS)
 
 
 # ---- end to end ----------------------------------------------------------------------------------

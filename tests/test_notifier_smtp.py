@@ -20,7 +20,7 @@ from support import EXAMPLES, SMTP_PASSWORD, SMTP_USER, closing
 
 from savin.dev.broker import free_port
 from savin.dev.testing.smtp_server import SmtpCatcher
-from savin.domain.vocabulary import EVENT_TYPES
+from savin.domain.vocabulary import NOTICE_KINDS
 from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure, TemporaryFailure
 from savin.notifiers.smtp_email import SmtpEmail
 from savin.rendering import EmailLinks, Renderer
@@ -289,7 +289,7 @@ async def test_spanish_subjects_and_sender_arrive_as_written_for_every_event_typ
     sent: dict[str, str] = {}
     address = f"{SPANISH_FROM} <avisos@doc.mo.example>"
     async with closing(email_notifier(catcher, sealer, from_address=address)) as notifier:
-        for event_type in EVENT_TYPES:
+        for event_type in NOTICE_KINDS:
             for name in NAMES:
                 doc = json.loads((EXAMPLES / "events" / f"{event_type}.json").read_text())
                 doc["offender_name"] = name
