@@ -41,6 +41,19 @@ move to another machine:
   unacknowledged and the registration is flagged. A text or email that fails
   for good brings the first call forward and flags the contact. Every change of
   a ladder is published to ``escalations``.
+* A notice with a statutory deadline (:mod:`savin.domain.deadlines`, the policy
+  in ``SAVIN_DEADLINE_POLICY``) is watched from the first time the stage meets
+  it until it is delivered, acknowledged or no longer owed: from its warning
+  time it counts as at risk (a warning names it once), and at its deadline it
+  counts as missed.
+
+A correction (a job with ``corrects``, from a retraction) is sent only where the
+notice it corrects went out (:mod:`savin.domain.corrections`). A corrected
+notice that has not gone out yet is cancelled instead: ``cancelled`` in the
+ledger, so it is dropped whenever it comes (a retry, the end of quiet hours, a
+hold released), with a ``cancelled`` result; its event's ladder stops. The
+correction itself is then not sent, and is recorded ``cancelled`` too
+(``docs/corrections.md``).
 """
 
 from __future__ import annotations
@@ -58,10 +71,13 @@ from savin import metrics
 from savin.domain import escalation as ladders
 from savin.domain.clock import utcnow
 from savin.domain.consent import OPTED_OUT, contact_key
+from savin.domain.corrections import Correction, correction
+from savin.domain.deadlines import deadline_for, load_policy
 from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_entry, plan_retry
+from savin.domain.matching import notice_id
 from savin.domain.quiet import quiet_hours_end
 from savin.notifiers.dispatcher import Dispatcher, Outcome
-from savin.schemas import Channel, DeliveryResult, DeliveryStatus, NoticeJob
+from savin.schemas import DONE_STATUSES, Channel, DeliveryResult, DeliveryStatus, NoticeJob
 from savin.schemas.consent import ConsentChange
 from savin.schemas.escalation import (
     Acknowledgement,
@@ -84,12 +100,26 @@ _SUPPRESSED = b"x:"  # + contact key -> provider code of the opt-out
 _LADDER = b"e:"  # + registration id|event id -> JSON {"esc", "targets", "fallback", "notices", "timer", "end"}
 _OF_LADDER = b"n:"  # + notice id of a ladder's notice -> JSON {"ladder", "round", "target"} (_link)
 _ACKED_EARLY = b"a:"  # + registration id|event id -> an Acknowledgement that came before its ladder
+_DEADLINE = b"d:"  # + notice id -> JSON {"event_type", "channel", "due", "timer", "missed"} (_watch)
 
-#: Timer kinds: a held routine notice, a ladder's next round of calls, a ladder's end.
-_HELD, _CALL, _END = "q", "c", "g"
+#: Timer kinds: a held routine notice, a ladder's next round of calls, a ladder's end,
+#: a watched notice's warning time and its deadline.
+_HELD, _CALL, _END, _AT_RISK, _DUE = "q", "c", "g", "w", "m"
+#: The state a retracted event's ladder ends in.
+_STOPPED = EscalationState.UNACKNOWLEDGED
 #: Seconds between looks at the timers.
 _TICK = 0.1
 _FAILED_FOR_GOOD = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.UNDELIVERED})
+#: A watched notice is no longer owed: the registrant opted out, its event was retracted,
+#: an operator rejected it.
+_NOT_OWED = frozenset({DeliveryStatus.SUPPRESSED, DeliveryStatus.CANCELLED, DeliveryStatus.REJECTED})
+
+
+def _meets_deadline(status: DeliveryStatus, channel: str) -> bool:
+    """Whether this status ends a notice's deadline watch: delivered (an email once the
+    mail server took it, as no later receipt comes), or no longer owed."""
+    return (status is DeliveryStatus.DELIVERED or status in _NOT_OWED
+            or (channel == Channel.EMAIL.value and status in (DeliveryStatus.ACCEPTED, DeliveryStatus.SENT)))
 
 
 def _slot(job: NoticeJob) -> bytes:
@@ -148,6 +178,7 @@ class DeliverStage(Stage):
             answered_every=dt.timedelta(seconds=settings.escalation_answered_every),
             give_up_after=dt.timedelta(seconds=settings.escalation_give_up),
         )
+        self.deadlines = load_policy(settings.deadline_policy)
         self._last_tick = 0.0
         self._backlog_at = 0.0
 
@@ -213,6 +244,10 @@ class DeliverStage(Stage):
         for key, raw in store.scan(_ACKED_EARLY):
             if Acknowledgement.model_validate_json(raw).at < now - dt.timedelta(days=days):
                 yield key
+        # A deadline watch that was never settled (its notice missed it, or was never sent).
+        for key, raw in store.scan(_DEADLINE):
+            if dt.datetime.fromisoformat(json.loads(raw)["due"]) < now - dt.timedelta(days=days):
+                yield key
 
     async def changelog(self, partition: int, pending: Pending):
         # Every change since the last commit, keyed as in the store, so compaction keeps the
@@ -237,6 +272,7 @@ class DeliverStage(Stage):
         if entry is None:
             return False
         pending.put(_ledger_key(notice_id), json.dumps(entry).encode())
+        self._settle(pending, notice_id, status)
         return True
 
     def _record_locally(self, stores: dict[int, Store], outcome: Outcome) -> None:
@@ -253,11 +289,9 @@ class DeliverStage(Stage):
         store.write({_ledger_key(outcome.job.notice_id): json.dumps(entry).encode()})
 
     async def _publish_result(self, job: NoticeJob, status: DeliveryStatus, **extra) -> None:
-        result = DeliveryResult(
-            notice_id=job.notice_id, registration_id=job.registration_id, event_id=job.event_id,
-            event_type=job.event_type, channel=job.channel, status=status, attempt=job.attempt,
-            at=utcnow(), **extra,
-        )
+        fields = dict(notice_id=job.notice_id, registration_id=job.registration_id, event_id=job.event_id,
+                      event_type=job.event_type, channel=job.channel, status=status, attempt=job.attempt)
+        result = DeliveryResult(**{**fields, **extra}, at=utcnow())
         metrics.NOTICES.labels(channel=job.channel.value, status=status.value).inc()
         if result.provider is not None:
             _count_provider_result(result)
@@ -323,12 +357,17 @@ class DeliverStage(Stage):
             await self._publish_result(job, DeliveryStatus.ACCEPTED, provider=None,
                                        provider_ref=entry.get("provider_ref"))
             return
+        known = DeliveryStatus(entry["status"]) if entry else None
+        if (job.corrects is not None and job.call is None and known not in DONE_STATUSES
+                and not await self._correct(pending, job, todo, now)):
+            return  # nothing to correct: the corrected notice never went out
         code = pending.get(_slot(job))
-        decision = decide(DeliveryStatus(entry["status"]) if entry else None, code is not None,
-                          job.notice_id in in_batch)
+        decision = decide(known, code is not None, job.notice_id in in_batch)
         if decision is Decision.SKIP:
             metrics.NOTICES_SKIPPED.inc()
             return
+        if entry is None and decision is Decision.SEND and job.call is None:
+            self._watch(pending, job, now)
         if job.ack_code is not None and not await self._on_ladder(pending, job, now):
             return  # a call kept for a later step of its ladder, or one the ladder no longer needs
         in_batch.add(job.notice_id)
@@ -433,14 +472,180 @@ class DeliverStage(Stage):
                         await self._call_round(pending, ident, record, in_batch, todo, now)
                     elif kind == _END:
                         await self._give_up(pending, ident, now)
+                    elif kind in (_AT_RISK, _DUE):
+                        self._deadline_timer(pending, kind, ident, now)
         await self._dispatch(todo, stores)
 
     def _export_backlog(self) -> None:
-        """The open ladders and the held notices of the partitions held: an open ladder
-        has exactly one end timer, a held notice one timer of its own."""
+        """The open ladders, the held notices and the notices at risk of missing their
+        deadline in the partitions held: an open ladder has exactly one end timer, a held
+        notice one timer of its own, a notice at risk its deadline timer."""
         kinds = count_timers(self.stores.values())
         metrics.ESCALATION_BACKLOG.set(kinds.get(_END, 0))
         metrics.HELD_BACKLOG.set(kinds.get(_HELD, 0))
+        # A watched notice waits for its deadline timer only once its warning time has passed.
+        metrics.DEADLINE_AT_RISK.set(kinds.get(_DUE, 0))
+
+    # ---- corrections ------------------------------------------------------------------------
+
+    async def _correct(self, pending: Pending, job: NoticeJob, todo: list, now: dt.datetime) -> bool:
+        """Decide a correction from the ledger's entry for the notice it corrects; True when
+        the correction is to be sent (that notice went out). A notice that has not gone out
+        is cancelled; either way its event's ladder stops."""
+        original = job.corrects
+        assert original is not None
+        outcome = correction(self._sends_of(pending, job, todo))
+        metrics.CORRECTIONS.labels(outcome=outcome.value).inc()
+        self.log.info("correction notice=%s corrects=%s registration=%s outcome=%s",
+                      job.notice_id, original, job.registration_id, outcome.value)
+        if outcome is Correction.CANCELLED:
+            todo[:] = [t for t in todo if t[1].notice_id != original]  # in this batch, not yet sent
+            payload = job.event.get("payload") or {}
+            self._cancel(pending, original, now)
+            await self._publish_result(job, DeliveryStatus.CANCELLED, notice_id=original, attempt=0,
+                                       event_id=payload.get("retracted_event_id"),
+                                       event_type=payload.get("retracted_event_type"),
+                                       error=f"cancelled by correction {job.notice_id}: its event was retracted")
+        if (raw := pending.get(_OF_LADDER + str(original).encode())) is not None:
+            await self._stop_ladder(pending, json.loads(raw)["ladder"], now)
+        if outcome is Correction.CORRECTED:
+            return True
+        why = ("the notice it corrects had not gone out and was cancelled" if outcome is Correction.CANCELLED
+               else "the notice it corrects never went out")
+        self._cancel(pending, job.notice_id, now)
+        await self._publish_result(job, DeliveryStatus.CANCELLED, error=f"not sent: {why} ({original})")
+        return False
+
+    def _sends_of(self, pending: Pending, job: NoticeJob, todo: list) -> list[DeliveryStatus | None]:
+        """What the ledger knows of each send of the notice ``job`` corrects: the notice
+        itself, or for a voice number on a ladder each call placed to it (and one still to
+        come while the ladder is open and calls it)."""
+        original = job.corrects
+        if any(t[1].notice_id == original for t in todo):
+            return [None]  # to be sent in this batch: not yet gone
+        entry = self._ledger(pending, original)  # type: ignore[arg-type]
+        if entry is not None or job.channel is not Channel.VOICE:
+            return [DeliveryStatus(entry["status"]) if entry else None]
+        raw = pending.get(_OF_LADDER + str(original).encode())
+        state = self._load(pending, json.loads(raw)["ladder"]) if raw is not None else None
+        if state is None:
+            return [None]  # not seen yet
+        sends: list[DeliveryStatus | None] = list(self._calls_to(pending, state, job.contact_index))
+        if state["esc"].state is EscalationState.OPEN and any(
+                t["contact_index"] == job.contact_index for t in state["targets"]):
+            sends.append(None)  # a later round will call it
+        return sends
+
+    def _calls_to(self, pending: Pending, state: dict, index: int) -> list[DeliveryStatus | None]:
+        """What the ledger knows of each call a ladder placed to its voice number ``index``."""
+        calls: list[DeliveryStatus | None] = []
+        for notice in state["notices"]:
+            link = pending.get(_OF_LADDER + notice.encode())
+            if link is not None and json.loads(link)["target"] == [Channel.VOICE.value, index]:
+                entry = self._ledger(pending, uuid.UUID(notice))
+                calls.append(DeliveryStatus(entry["status"]) if entry else None)
+        return calls
+
+    def _cancel(self, pending: Pending, notice: uuid.UUID, now: dt.datetime) -> None:
+        """``cancelled`` in the ledger, final: the notice is skipped whenever it comes."""
+        entry = ledger_entry(None, DeliveryStatus.CANCELLED, None, now)
+        pending.put(_ledger_key(notice), json.dumps(entry).encode())
+        self._unwatch(pending, notice)
+
+    async def _stop_ladder(self, pending: Pending, ladder_id: str, now: dt.datetime) -> None:
+        """A retracted event's ladder ends: no call follows, nothing waits for an
+        acknowledgement, and a voice notice none of whose calls was placed is cancelled."""
+        state = self._load(pending, ladder_id)
+        if state is None or state["esc"].state is not EscalationState.OPEN:
+            return
+        esc: Escalation = state["esc"]
+        for target in state["targets"]:
+            job = NoticeJob.model_validate_json(json.dumps(target))
+            if not self._calls_to(pending, state, job.contact_index) and self._ledger(pending, job.notice_id) is None:
+                self._cancel(pending, job.notice_id, now)
+                await self._publish_result(job, DeliveryStatus.CANCELLED,
+                                           error="its event was retracted before it was called")
+        state["esc"] = esc.model_copy(update={"state": _STOPPED, "next_call_at": None, "updated_at": now})
+        pending.delete(state["end"].encode())
+        metrics.ESCALATIONS.labels(outcome="cancelled").inc()
+        self.log.info("ladder stopped registration=%s event=%s calls=%d: its event was retracted",
+                      esc.registration_id, esc.event_id, esc.calls)
+        await self._save(pending, ladder_id, state)
+
+    # ---- statutory deadlines ------------------------------------------------------------------
+
+    def _watch(self, pending: Pending, job: NoticeJob, now: dt.datetime) -> None:
+        """Start watching a notice's deadline, if the policy sets one: a timer at its warning time."""
+        key = _DEADLINE + str(job.notice_id).encode()
+        if pending.get(key) is not None or self._acknowledged(pending, job.registration_id, job.event_id):
+            return
+        try:
+            deadline = deadline_for(self.deadlines, job.event_type,
+                                    dt.datetime.fromisoformat(job.event["occurred_at"]), job.event.get("payload"))
+        except (KeyError, TypeError, ValueError) as e:
+            self.log.warning("no deadline notice=%s event=%s: %s", job.notice_id, job.event_id, e)
+            return
+        if deadline is None:
+            return
+        timer = timer_key(deadline.warn_from, _AT_RISK, str(job.notice_id))
+        pending.put(timer, b"")
+        pending.put(key, json.dumps({"event_type": job.event_type, "registration_id": job.registration_id,
+                                     "event_id": str(job.event_id), "channel": job.channel.value,
+                                     "due": deadline.due.isoformat(), "timer": timer.decode(),
+                                     "missed": False}).encode())
+
+    def _acknowledged(self, pending: Pending, registration_id: str, event_id: uuid.UUID) -> bool:
+        ladder_id = _ladder_id(registration_id, event_id)
+        if pending.get(_ACKED_EARLY + ladder_id.encode()) is not None:
+            return True
+        state = self._load(pending, ladder_id)
+        return state is not None and state["esc"].state is EscalationState.ACKNOWLEDGED
+
+    def _unwatch(self, pending: Pending, notice: uuid.UUID) -> None:
+        key = _DEADLINE + str(notice).encode()
+        raw = pending.get(key)
+        if raw is None:
+            return
+        if (timer := json.loads(raw)["timer"]) is not None:
+            pending.delete(timer.encode())
+        pending.delete(key)
+
+    def _settle(self, pending: Pending, notice: uuid.UUID, status: DeliveryStatus) -> None:
+        """A notice's new status may end its deadline watch; a call answered ends the watch
+        of the voice notice it was placed for."""
+        raw = pending.get(_DEADLINE + str(notice).encode())
+        if raw is not None and _meets_deadline(status, json.loads(raw)["channel"]):
+            self._unwatch(pending, notice)
+        if status is DeliveryStatus.DELIVERED and (link := pending.get(_OF_LADDER + str(notice).encode())):
+            link = json.loads(link)
+            if link["round"] is not None and link["target"] is not None:
+                registration_id, event_id = link["ladder"].split("|", 1)
+                channel, index = link["target"]
+                self._unwatch(pending, notice_id(uuid.UUID(event_id), registration_id, channel, index))
+
+    def _deadline_timer(self, pending: Pending, kind: str, ident: str, now: dt.datetime) -> None:
+        """A watched notice's warning time (it is at risk: named once in a warning) or its
+        deadline (missed)."""
+        key = _DEADLINE + ident.encode()
+        raw = pending.get(key)
+        if raw is None:
+            return
+        watch = json.loads(raw)
+        notice = uuid.UUID(ident)
+        entry = self._ledger(pending, notice)
+        if entry is not None and _meets_deadline(DeliveryStatus(entry["status"]), watch["channel"]):
+            self._unwatch(pending, notice)
+            return
+        ids = (ident, watch["registration_id"], watch["event_id"], watch["event_type"], watch["due"])
+        if kind == _AT_RISK:
+            self.log.warning("deadline at risk notice=%s registration=%s event=%s event_type=%s due=%s", *ids)
+            watch["timer"] = timer_key(dt.datetime.fromisoformat(watch["due"]), _DUE, ident).decode()
+            pending.put(watch["timer"].encode(), b"")
+        else:
+            self.log.warning("deadline missed notice=%s registration=%s event=%s event_type=%s due=%s", *ids)
+            metrics.DEADLINE_MISSED.labels(event_type=watch["event_type"]).inc()
+            watch.update(timer=None, missed=True)  # kept, so a notice released later is not watched again
+        pending.put(key, json.dumps(watch).encode())
 
     # ---- escalation ladders -------------------------------------------------------------------
 
@@ -594,6 +799,8 @@ class DeliverStage(Stage):
                     continue
                 if self._acknowledge(state, ack, now):
                     pending.delete(state["end"].encode())
+                    for notice in state["notices"]:  # an acknowledgement meets every deadline of the event
+                        self._unwatch(pending, uuid.UUID(notice))
                     self.log.info("acknowledged registration=%s event=%s channel=%s",
                                   ack.registration_id, ack.event_id, ack.channel.value)
                     await self._save(pending, ladder_id, state)
