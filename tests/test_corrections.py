@@ -85,12 +85,12 @@ def jobs(doc: dict, reg, escalate: bool = False) -> list[NoticeJob]:
 
 
 def corrections(retraction: dict, released: dict, reg) -> dict[str, NoticeJob]:
-    """The retraction's notices, each correcting the released event's notice on its channel
-    and contact, by channel."""
+    """The retraction's notices (urgent, so they escalate), each correcting the released
+    event's notice on its channel and contact, by channel."""
     corrected = uuid.UUID(released["event_id"])
     return {j.channel.value: j.model_copy(update={
         "corrects": notice_id(corrected, j.registration_id, j.channel.value, j.contact_index)})
-        for j in jobs(retraction, reg)}
+        for j in jobs(retraction, reg, escalate=True)}
 
 
 async def publish(stack, *notices: NoticeJob, routine: bool = False) -> None:
