@@ -56,7 +56,7 @@ def _read(s):
     """Read the topics with a progress bar on stderr (shown only on a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from savin.cli import err, kafka
+    from savin.cli import err, kafka, warn
     from savin.ops.reports import read_run
 
     with Progress(TextColumn("reading {task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
@@ -68,7 +68,10 @@ def _read(s):
                 tasks[topic] = bar.add_task(topic, total=total)
             bar.update(tasks[topic], completed=done, total=total)
 
-        return kafka(s, lambda: read_run(s, progress))
+        run = kafka(s, lambda: read_run(s, progress))
+    if run.unreadable:
+        warn(f"{run.unreadable} records could not be read and are left out (see `savin dead-letters list`)")
+    return run
 
 
 def _write(text: str, output: Path | None) -> None:
