@@ -3,6 +3,10 @@ monitor (:mod:`savin.streams.lag`), the health checks, and savin's web server
 (``/livez``, ``/readyz``, ``/metrics``; nothing of Faust's own pages; Twilio's
 status callbacks go to ``savin web``).
 
+A worker running the status stage also runs the feed watchdog
+(:mod:`savin.streams.watchdog`), which judges the sources while that stage holds
+partition 0.
+
 The stages (:mod:`savin.streams.match`, :mod:`savin.streams.deliver`) consume a
 batch at a time on their own aiokafka consumers; see :mod:`savin.streams.stage`
 and ``docs/architecture.md`` for why they are not Faust agents.
@@ -32,6 +36,7 @@ from savin.streams.deliver import DeliverStage
 from savin.streams.lag import LagMonitor
 from savin.streams.match import MatchStage
 from savin.streams.status import StatusStage
+from savin.streams.watchdog import FeedWatchdog
 from savin.topics import Topics, ensure_topics
 
 __all__ = ["create_app", "run_worker", "EXIT_CONFIG"]
@@ -72,7 +77,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
         web_port=settings.web_port,
     )
 
-    stages = []
+    stages: list = []
     if "match" in settings.stages:
         stages.append(MatchStage(settings))
     if "deliver" in settings.stages:
@@ -90,6 +95,9 @@ def create_app(settings: Settings, dispatcher: Dispatcher) -> faust.App:
     for stage in stages:
         app.service(stage)
     app.service(lag)
+    for stage in stages:
+        if isinstance(stage, StatusStage):
+            app.service(FeedWatchdog(settings, stage))
     app.web_server(WebServer(routes(readiness), settings.web_host, settings.web_port))
     return app
 
