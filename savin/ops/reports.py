@@ -14,7 +14,8 @@ The records come from (:func:`read_run`):
 * ``acknowledgements``: the earliest of each (registration, event);
 * ``registrations``: every change of every registration (new, changed, cancelled);
 * ``holds``: each hold's latest record;
-* ``feed-status``: each source's status changes (its downtime).
+* ``feed-status``: each source's status changes (its downtime, as
+  :func:`savin.ops.feeds.change_as_status_change` reads them).
 
 Ids, times and counts only: no address, name or message is read or written. The
 calls of an escalation ladder are not notice jobs and are not rows of the evidence;
@@ -35,7 +36,8 @@ from pydantic import ValidationError
 
 from savin.domain import stats
 from savin.domain.deadlines import Policy, Verdict, deadline_for, judge
-from savin.domain.feeds import FeedState, StatusChange, downtime_hours
+from savin.domain.feeds import downtime_hours
+from savin.ops.feeds import change_as_status_change
 from savin.ops.reading import end_offsets, read_topic
 from savin.schemas import DeliveryResult, DeliveryStatus, NoticeJob, StoredRegistration
 from savin.schemas.escalation import Acknowledgement
@@ -435,8 +437,7 @@ def statistics(run: Run, period: Period, now: dt.datetime) -> Statistics:
         rates[key[0]] = _shown_rate(acks.count(key, "acknowledged"), acks.count(key, stats.TOTAL),
                                     shown[(key, "acknowledged")], shown[(key, stats.TOTAL)])
 
-    changes = [StatusChange(c.source, ((c.last_event_at or c.at) if c.state == "stale" else c.at).timestamp(),
-                            FeedState(c.state)) for c in run.feed_changes]
+    changes = [change_as_status_change(c) for c in run.feed_changes]
     sources = sorted({c.source for c in run.feed_changes})
     down = downtime_hours(changes, period.start.timestamp(), period.end.timestamp())
 
