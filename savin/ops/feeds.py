@@ -35,7 +35,7 @@ from savin.settings import Settings
 from savin.topics import Topics
 
 __all__ = ["Seen", "Feed", "merge", "events_last_hour", "complete_hours", "judge", "feeds", "latest_changes",
-           "read_feeds", "read_feed_changes", "FeedView", "change_as_status_change"]
+           "read_feeds", "read_feed_changes", "FeedView", "stored_feeds", "change_as_status_change"]
 
 HOUR = 3600
 
@@ -239,13 +239,12 @@ class FeedView:
         puts[_STATUS + change.source.encode()] = value
 
     def feeds(self, now: dt.datetime | None = None) -> list[Feed]:
-        if self.views is None:
-            return []
-        store = self.views.store
-        counts = [FeedCounts.model_validate_json(v) for _, v in store.scan(_COUNTS)]
-        latest = {c.source: c for c in (FeedStatusChange.model_validate_json(v) for _, v in store.scan(_STATUS))}
-        at = (now or dt.datetime.now(dt.timezone.utc)).timestamp()
-        return feeds(counts, latest, self.thresholds, at)
+        return stored_feeds(self.views.store, self.thresholds, now) if self.views is not None else []
 
-    def feed(self, source: str) -> Feed | None:
-        return next((f for f in self.feeds() if f.source == source), None)
+
+def stored_feeds(store, thresholds: Thresholds, now: dt.datetime | None = None) -> list[Feed]:
+    """Every source's row from a view store a :class:`FeedView` keeps (empty when none does)."""
+    counts = [FeedCounts.model_validate_json(v) for _, v in store.scan(_COUNTS) if v is not None]
+    latest = {c.source: c for c in (FeedStatusChange.model_validate_json(v) for _, v in store.scan(_STATUS))}
+    at = (now or dt.datetime.now(dt.timezone.utc)).timestamp()
+    return feeds(counts, latest, thresholds, at)

@@ -55,6 +55,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "back_to_search": "Back to search",
         "public_record": "This information comes from the public record. It may take a few minutes to show "
                          "a change.",
+        "data_as_of": "Data from this source as of {time}.",
+        "data_as_of_source": "Data from {source} as of {time}.",
+        "data_stale": "We have had no updates from this source since then, so this status may be out of date.",
         "status.in_custody": "In custody",
         "status.released": "Released",
         "status.escaped": "Escaped",
@@ -103,6 +106,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "back_to_search": "Volver a la búsqueda",
         "public_record": "Esta información proviene del registro público. Un cambio puede tardar unos minutos "
                          "en aparecer.",
+        "data_as_of": "Datos de esta fuente al {time}.",
+        "data_as_of_source": "Datos de {source} al {time}.",
+        "data_stale": "No hemos recibido actualizaciones de esta fuente desde entonces, así que esta situación "
+                      "puede no estar al día.",
         "status.in_custody": "Bajo custodia",
         "status.released": "En libertad",
         "status.escaped": "Fugado",

@@ -3,6 +3,11 @@ offender's status) and the language switch. Server-rendered, no script.
 
 Pages carry offender ids in their URLs, never what was typed into the search
 beyond its own results page, and never a victim's name or address.
+
+An offender's page says how fresh its data is: "data from this source as of"
+the newest event or heartbeat savin has from the source (from the feed
+watchdog's counts, :mod:`savin.ops.feeds`), and that it may be out of date
+while the watchdog judges the source stale.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import jinja2
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from savin.domain.feeds import Thresholds
+from savin.ops.feeds import Feed, stored_feeds
 from savin.rendering.filters import format_date, format_datetime
 from savin.schemas.status import OffenderStatus
 from savin.web.portal.i18n import DEFAULT, LANGUAGES, strings
@@ -134,7 +141,14 @@ class Pages:
         status = self.views.offender(offender_id) if len(offender_id) <= 64 else None
         if status is None:
             return self.render(request, "not_found.html.j2", 404)
-        return self.render(request, "offender.html.j2", offender=status)
+        return self.render(request, "offender.html.j2", offender=status, feeds=self.feeds_of(status))
+
+    def feeds_of(self, status: OffenderStatus) -> list[Feed]:
+        """The source the offender's status came from, with the time its data is as of; every
+        source savin hears from when the status does not name its own."""
+        known = [f for f in stored_feeds(self.views.store, Thresholds({})) if f.last_seen_at is not None]
+        source = getattr(status, "source", None)
+        return [f for f in known if f.source == source] if source else known
 
     async def language(self, request: Request, lang: str = Form(""), next: str = Form("/"),
                        csrf: str = Form("")) -> Response:
