@@ -423,3 +423,60 @@ async def test_reports_of_a_scripted_run(stack, browser_page, axe_script, tmp_pa
     downloads = [a for a in audit if a["action"] == "reports.deadlines"]
     assert {a["actor"] for a in downloads} == {"operator:vera", f"token:{token.token_id}"}
     assert all(iso(START) in a["detail"] and "34 notices" in a["detail"] for a in downloads)
+
+
+async def test_reports_of_a_real_worker_run(stack):
+    """The same reports from the records a real worker leaves: two registrations told of a release
+    and a transfer by sms (delivered, by the fake Twilio's callbacks) and email (accepted)."""
+    from support import event, eventually, registration
+
+    await stack.import_registrations([
+        registration("R-W1", "MO-REPORTS-1", sms="+15735550171", email="w1.reports@example.org"),
+        registration("R-W2", "MO-REPORTS-1", sms="+15735550172", language="es"),
+    ])
+    stack.start_worker(SAVIN_QUIET_HOURS="none")
+    stack.start_web()
+    await stack.wait_caught_up(stack.topics.registrations)
+    occurred = (utcnow() - 2 * MIN).replace(microsecond=0)
+    released, transferred = (event(kind, "MO-REPORTS-1", occurred_at=occurred.isoformat())
+                             for kind in ("RELEASED", "TRANSFERRED"))
+    await stack.publish_events([json.dumps(released), json.dumps(transferred)])
+
+    async def settled():
+        results = await stack.results()
+        # A provider's callback names the notice, not its event.
+        delivered = {r.notice_id for r in results if r.status is DeliveryStatus.DELIVERED and r.channel is Channel.SMS}
+        accepted = {r.notice_id for r in results if r.status is DeliveryStatus.ACCEPTED and r.channel is Channel.EMAIL}
+        return len(delivered) == 4 and len(accepted) == 2
+
+    await eventually(settled, 90, "four sms notices delivered and two emails accepted")
+    today = utcnow().date()
+    period = ["--from", (today - DAY).isoformat(), "--to", (today + DAY).isoformat()]
+    done = savin(["deadlines", "report", *period, "--format", "json"], env=stack.env())
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["notices"]
+    got = {(r["event_type"], r["registration_id"], r["channel"]): r for r in rows}
+    assert set(got) == {(t, rid, ch) for t in ("RELEASED", "TRANSFERRED")
+                        for rid, ch in (("R-W1", "sms"), ("R-W1", "email"), ("R-W2", "sms"))}
+    for (event_type, rid, channel), row in got.items():
+        assert row["event_at"] == iso(occurred)
+        rule = HOUR if event_type == "RELEASED" else 5 * DAY
+        assert row["deadline_at"] == iso(occurred + rule)
+        assert row["first_try_at"] is not None
+        if channel == "sms":
+            assert (row["verdict"], row["outcome"]) == ("met", "delivered"), row
+            # (A receipt may be stamped a moment before the try's own result: the fake Twilio calls back
+            # at once, and the deliver stage stamps its result once the provider has answered.)
+            assert max(row["first_try_at"], row["delivered_at"]) <= row["deadline_at"]
+        else:  # no receipt and no acknowledgement yet, with the deadline still ahead
+            assert (row["verdict"], row["outcome"], row["delivered_at"]) == ("pending", "accepted", None), row
+
+    done = savin(["stats", *period, "--format", "json"], env=stack.env())
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    # Six notices in all; every cell of them small.
+    assert figures["notices"]["totals"] == {"event_type": "total", "channel": "", "accepted": "<5",
+                                            "delivered": "<5", "total": 6}
+    assert figures["delivery_times"]["sms"] == {"count": "<5", "median": None, "p95": None}
+    assert figures["registrations"]["totals"] == {"change": "total", "language": "", "email": "<5", "sms": "<5",
+                                                  "total": "<5"}
