@@ -172,3 +172,37 @@ async def test_a_silent_source_raises_the_alert_and_clears_it_when_events_resume
     statuses = [OffenderStatus.model_validate_json(r.value).offender_id
                 for r in await asyncio.to_thread(records, stack.bootstrap, stack.topics.offender_status)]
     assert "MO-FEED-0" in statuses and "heartbeat" not in statuses
+
+
+@pytest.mark.e2e
+async def test_one_worker_judges_and_another_takes_up_from_the_record_when_it_stops(stack):
+    from savin.dev.broker import free_port
+    from savin.dev.testing.worker import WorkerProcess
+
+    env = {**stack.env(), **WATCH, "SAVIN_STAGES": "match,status"}
+    workers = []
+    for n in (1, 2):
+        w = WorkerProcess({**env, "SAVIN_DATA_DIR": str(stack.workdir / f"worker-{n}"), "SAVIN_WORKER_ID": f"w{n}"},
+                          stack.workdir / f"worker-{n}.log", free_port())
+        stack.workers.append(w)
+        workers.append(w.start())
+    # A source on the default threshold (an hour) stays ok throughout; a heartbeat is no invalid event.
+    await stack.publish_events([json.dumps(event("TRANSFERRED", f"MO-JUDGE-{i}", source="state-doc"))
+                                for i in range(8)] + [json.dumps(event("HEARTBEAT", "heartbeat", source="state-doc"))])
+
+    def judges() -> list:
+        return [w for w in workers if w.proc.poll() is None
+                and 'savin_feed_stale{source="state-doc"}' in _metrics(w)]
+
+    judge, = await eventually(lambda: len(judges()) == 1 and judges(), 60, "one worker judging state-doc")
+    other, = (w for w in workers if w is not judge)
+    def states() -> list[str]:
+        return [c.state for c in _changes(stack) if c.source == "state-doc"]
+
+    assert await asyncio.to_thread(states) == ["ok"]
+    await asyncio.to_thread(judge.stop)
+    await eventually(lambda: judges() == [other], 90, "the other worker judging state-doc")
+    await asyncio.sleep(2)  # a few more checks by the new judge
+    assert await asyncio.to_thread(states) == ["ok"], \
+        "the new judge took up the recorded state instead of recording it again"
+    assert await stack.dead_letters() == []
