@@ -132,7 +132,10 @@ class ReportsPart(Part):
     # ---- reading ----------------------------------------------------------------------
 
     async def _evidence(self, period: Period) -> tuple[list[Evidence], str, dt.datetime]:
-        policy = load_policy(self.console.settings.deadline_policy)
+        try:
+            policy = load_policy(self.console.settings.deadline_policy)
+        except ValueError as e:  # the worker refuses to start with it too
+            raise Problem("policy", f"SAVIN_DEADLINE_POLICY: {e}", 500) from None
         now = utcnow()
         return deadline_report(await read_run(self.console.settings), period, policy, now), policy.name, now
 
@@ -172,9 +175,9 @@ class ReportsPart(Part):
             format = "csv"
         try:
             period = self._period(start, end)
+            rows, policy, now = await self._evidence(period)
         except Problem as p:
-            return Response(p.message + "\n", 400, media_type="text/plain; charset=utf-8")
-        rows, policy, now = await self._evidence(period)
+            return Response(p.message + "\n", p.status, media_type="text/plain; charset=utf-8")
         await self._record(request, period, len(rows), "console")
         name = f"savin-deadlines-{period.start.date()}-{(period.end - dt.timedelta(seconds=1)).date()}.{format}"
         if format == "json":
