@@ -506,6 +506,7 @@ class DeliverStage(Stage):
                                        event_id=payload.get("retracted_event_id"),
                                        event_type=payload.get("retracted_event_type"),
                                        error=f"cancelled by correction {job.notice_id}: its event was retracted")
+        self._unwatch(pending, original)  # its event is withdrawn: no deadline is owed
         if (raw := pending.get(_OF_LADDER + str(original).encode())) is not None:
             await self._stop_ladder(pending, json.loads(raw)["ladder"], now)
         if outcome is Correction.CORRECTED:
@@ -567,6 +568,8 @@ class DeliverStage(Stage):
                                            error="its event was retracted before it was called")
         state["esc"] = esc.model_copy(update={"state": _STOPPED, "next_call_at": None, "updated_at": now})
         pending.delete(state["end"].encode())
+        for notice in state["notices"]:
+            self._unwatch(pending, uuid.UUID(notice))
         metrics.ESCALATIONS.labels(outcome="cancelled").inc()
         self.log.info("ladder stopped registration=%s event=%s calls=%d: its event was retracted",
                       esc.registration_id, esc.event_id, esc.calls)
@@ -575,9 +578,10 @@ class DeliverStage(Stage):
     # ---- statutory deadlines ------------------------------------------------------------------
 
     def _watch(self, pending: Pending, job: NoticeJob, now: dt.datetime) -> None:
-        """Start watching a notice's deadline, if the policy sets one: a timer at its warning time."""
+        """Start watching a notice's deadline, if the policy sets one: a timer at its warning
+        time. One first met after its deadline has missed it already (whenever it is delivered)."""
         key = _DEADLINE + str(job.notice_id).encode()
-        if pending.get(key) is not None or self._acknowledged(pending, job.registration_id, job.event_id):
+        if pending.get(key) is not None:
             return
         try:
             deadline = deadline_for(self.deadlines, job.event_type,
@@ -587,19 +591,21 @@ class DeliverStage(Stage):
             return
         if deadline is None:
             return
-        timer = timer_key(deadline.warn_from, _AT_RISK, str(job.notice_id))
-        pending.put(timer, b"")
-        pending.put(key, json.dumps({"event_type": job.event_type, "registration_id": job.registration_id,
-                                     "event_id": str(job.event_id), "channel": job.channel.value,
-                                     "due": deadline.due.isoformat(), "timer": timer.decode(),
-                                     "missed": False}).encode())
+        watch = {"event_type": job.event_type, "registration_id": job.registration_id,
+                 "event_id": str(job.event_id), "channel": job.channel.value, "due": deadline.due.isoformat(),
+                 "timer": None, "missed": False}
+        if deadline.due < now:
+            self._missed(str(job.notice_id), watch)
+        else:
+            watch["timer"] = timer_key(deadline.warn_from, _AT_RISK, str(job.notice_id)).decode()
+            pending.put(watch["timer"].encode(), b"")
+        pending.put(key, json.dumps(watch).encode())
 
-    def _acknowledged(self, pending: Pending, registration_id: str, event_id: uuid.UUID) -> bool:
-        ladder_id = _ladder_id(registration_id, event_id)
-        if pending.get(_ACKED_EARLY + ladder_id.encode()) is not None:
-            return True
-        state = self._load(pending, ladder_id)
-        return state is not None and state["esc"].state is EscalationState.ACKNOWLEDGED
+    def _missed(self, ident: str, watch: dict) -> None:
+        self.log.warning("deadline missed notice=%s registration=%s event=%s event_type=%s due=%s",
+                         ident, watch["registration_id"], watch["event_id"], watch["event_type"], watch["due"])
+        metrics.DEADLINE_MISSED.labels(event_type=watch["event_type"]).inc()
+        watch.update(timer=None, missed=True)  # kept, so a notice released later is not watched again
 
     def _unwatch(self, pending: Pending, notice: uuid.UUID) -> None:
         key = _DEADLINE + str(notice).encode()
@@ -636,15 +642,13 @@ class DeliverStage(Stage):
         if entry is not None and _meets_deadline(DeliveryStatus(entry["status"]), watch["channel"]):
             self._unwatch(pending, notice)
             return
-        ids = (ident, watch["registration_id"], watch["event_id"], watch["event_type"], watch["due"])
         if kind == _AT_RISK:
-            self.log.warning("deadline at risk notice=%s registration=%s event=%s event_type=%s due=%s", *ids)
+            self.log.warning("deadline at risk notice=%s registration=%s event=%s event_type=%s due=%s",
+                             ident, watch["registration_id"], watch["event_id"], watch["event_type"], watch["due"])
             watch["timer"] = timer_key(dt.datetime.fromisoformat(watch["due"]), _DUE, ident).decode()
             pending.put(watch["timer"].encode(), b"")
         else:
-            self.log.warning("deadline missed notice=%s registration=%s event=%s event_type=%s due=%s", *ids)
-            metrics.DEADLINE_MISSED.labels(event_type=watch["event_type"]).inc()
-            watch.update(timer=None, missed=True)  # kept, so a notice released later is not watched again
+            self._missed(ident, watch)
         pending.put(key, json.dumps(watch).encode())
 
     # ---- escalation ladders -------------------------------------------------------------------
@@ -695,6 +699,8 @@ class DeliverStage(Stage):
                 pending.delete(_ACKED_EARLY + ladder_id.encode())
                 pending.delete(end)  # ended already: nothing to give up on
         assert state is not None
+        if state["esc"].state is EscalationState.ACKNOWLEDGED:
+            self._unwatch(pending, job.notice_id)  # acknowledged already: its deadline is met
         if str(job.notice_id) not in state["notices"]:  # a job met again (a retry, a repeat) changes nothing
             state["notices"].append(str(job.notice_id))
             pending.put(_OF_LADDER + str(job.notice_id).encode(), _link(ladder_id))
