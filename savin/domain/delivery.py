@@ -47,6 +47,8 @@ _RANK = {
     DeliveryStatus.UNDELIVERED: 3,
     DeliveryStatus.FAILED: 3,
     DeliveryStatus.SUPPRESSED: 3,
+    DeliveryStatus.CANCELLED: 3,
+    DeliveryStatus.REJECTED: 3,
 }
 
 

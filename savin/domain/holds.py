@@ -70,9 +70,12 @@ class Counts:
         self.buckets[m] = self.buckets.get(m, 0) + n
         self.prune(at)
 
-    def count(self, now: float, window: int) -> int:
-        """Events from the minute holding ``now - window`` on."""
+    def count(self, now: float, window: int, after: float | None = None) -> int:
+        """Events from the minute holding ``now - window`` on; with ``after``, only from the minute
+        after the one holding it (an operator's decision accounts for everything before it)."""
         first = _minute(now - window)
+        if after is not None:
+            first = max(first, _minute(after) + 1)
         return sum(n for m, n in self.buckets.items() if m >= first)
 
     def prune(self, now: float) -> None:
@@ -105,9 +108,9 @@ class Window:
     def add(self, source: str, event_type: str, at: float, n: int = 1) -> None:
         self.counts.setdefault((source, event_type), Counts(self.keep)).add(at, n)
 
-    def count(self, source: str, event_type: str, now: float, window: int) -> int:
+    def count(self, source: str, event_type: str, now: float, window: int, after: float | None = None) -> int:
         c = self.counts.get((source, event_type))
-        return c.count(now, window) if c else 0
+        return c.count(now, window, after) if c else 0
 
     def prune(self, now: float) -> None:
         """Forget buckets past ``keep`` and keys with none left (a source that went quiet)."""

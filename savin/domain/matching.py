@@ -16,7 +16,7 @@ from savin.schemas import (
     StoredRegistration,
 )
 
-__all__ = ["notice_id", "wants", "notices_for", "is_repeat"]
+__all__ = ["notice_id", "wants", "notices_for", "corrections_for", "is_repeat"]
 
 
 def notice_id(event_id: uuid.UUID, registration_id: str, channel: str, index: int = 0) -> uuid.UUID:
@@ -48,6 +48,8 @@ def notices_for(event: EventEnvelope, registrations: Iterable[StoredRegistration
     the ladder, and places it at once only for a registration with nothing else."""
     body = event.model_dump(mode="json")
     jobs: list[NoticeJob] = []
+    if not event.kind.notifies:
+        return jobs
     for reg in registrations:
         if not wants(reg, event):
             continue
@@ -81,3 +83,15 @@ def notices_for(event: EventEnvelope, registrations: Iterable[StoredRegistration
             )
         jobs.extend(calls)
     return jobs
+
+
+def corrections_for(retraction: EventEnvelope, registrations: Iterable[StoredRegistration], now: dt.datetime,
+                    escalate: bool = False) -> list[NoticeJob]:
+    """A retraction's notices, each naming the notice of the retracted event it corrects: the one
+    the same registration and contact had, or would have had. The deliver stage sends a correction
+    only where that notice went out, and cancels that notice where it has not yet; so a
+    registration that never asked for the retracted event's type is told nothing."""
+    retracted = retraction.payload.retracted_event_id  # type: ignore[attr-defined]
+    return [job.model_copy(update={"corrects": notice_id(retracted, job.registration_id, job.channel.value,
+                                                         job.contact_index)})
+            for job in notices_for(retraction, registrations, now, escalate)]

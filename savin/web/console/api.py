@@ -384,8 +384,11 @@ def describe(api: FastAPI) -> dict:
 def document() -> dict:
     """The API's OpenAPI document, as ``savin web`` serves it (docs/operator-api.json)."""
     from savin.settings import Settings
+    from savin.topics import Topics
+    from savin.web.console.app import ConsoleApp
 
-    return describe(create_api(None, Auth(Settings(development=True), None)))  # type: ignore[arg-type]
+    settings = Settings(development=True)
+    return describe(ConsoleApp(settings, Topics(settings), None, None).api)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
