@@ -133,8 +133,9 @@ class Topics:
             TopicSpec(self.operator_audit, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}),
             TopicSpec(self.holds, 1, compacted),
             TopicSpec(self.held_notices, n, {"cleanup.policy": "delete", "retention.ms": str(HELD_RETENTION_MS)}),
-            TopicSpec(self.hold_counts, 1, compacted),
-            TopicSpec(self.feed_counts, 1, compacted),
+            # A record per partition every second or few: compacted hourly, not when a week's segment closes.
+            TopicSpec(self.hold_counts, 1, {**compacted, "segment.ms": "3600000"}),
+            TopicSpec(self.feed_counts, 1, {**compacted, "segment.ms": "3600000"}),
             TopicSpec(self.feed_status, 1, {"cleanup.policy": "delete", "retention.ms": "-1"}),
             TopicSpec(self.match_seen, n, {"cleanup.policy": "delete",
                                            "retention.ms": str(int(self.dedup_days * 86_400_000))}),

@@ -215,6 +215,6 @@ def test_signing_in_and_out_locks_and_is_recorded(console):
     # `savin operators list` shows accounts and tokens, never a hash or secret.
     listed = savin(["operators", "list", "--json"], env=stack.env())
     assert listed.returncode == 0
-    assert "argon2" not in listed.stdout and tokens["viewer"].split("_")[2] not in listed.stdout
+    assert "argon2" not in listed.stdout and tokens["viewer"].split("_", 2)[2] not in listed.stdout
     kinds = [json.loads(line)["kind"] for line in listed.stdout.splitlines()]
     assert kinds.count("account") == 3 and kinds.count("token") == 3

@@ -47,6 +47,8 @@ async def test_holds_are_decided_in_the_console_and_the_api(stack, browser_page,
     # ---- a viewer sees the hold and may not decide it -------------------------------------------
     viewer = await browser_page(1280, 900)
     await sign_in(viewer, url, "vera")
+    await viewer.goto(f"{url}/console")
+    assert re.search(r"\b1\s+hold waiting for a decision", await viewer.locator("main").inner_text())
     await viewer.goto(f"{url}/console/holds")
     assert "ESCAPED from mo-jail-feed" in await viewer.locator("main").inner_text()
     await check_page(viewer, axe_script, shots, "console-holds-desktop")

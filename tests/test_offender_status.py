@@ -77,7 +77,7 @@ def test_an_older_event_never_moves_the_status_back():
 def test_the_status_holds_only_public_record_facts():
     assert set(OffenderStatus.model_fields) == {
         "offender_id", "offender_name", "status", "location", "release_date", "next_hearing",
-        "last_event_type", "last_event_at", "updated_at"}
+        "last_event_type", "last_event_at", "updated_at", "source"}
 
 
 @pytest.mark.e2e

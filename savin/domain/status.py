@@ -67,5 +67,5 @@ def status_after(current: OffenderStatus | None, event: EventEnvelope, now: dt.d
     return OffenderStatus.model_construct(
         offender_id=event.offender_id, offender_name=event.offender_name, status=status, location=location,
         release_date=release_date, next_hearing=hearing, last_event_type=event_type,
-        last_event_at=event.occurred_at, updated_at=now,
+        last_event_at=event.occurred_at, updated_at=now, source=event.source,
     )

@@ -47,3 +47,5 @@ class OffenderStatus(Strict):
     last_event_type: str
     last_event_at: Timestamp
     updated_at: Timestamp
+    #: The upstream source of the newest event (the feed the status is "as of").
+    source: Text | None = None

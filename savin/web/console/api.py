@@ -72,6 +72,8 @@ class OverviewOut(LagOut):
     dead_letters: int
     dead_letters_not_replayed: int
     open_flags: int
+    holds_open: int = Field(0, description="Holds waiting for an operator's decision.")
+    feeds_down: list[str] = Field([], description="Sources the feed watchdog last found stale or low.")
 
 
 class NoticeOut(Out):
@@ -262,7 +264,8 @@ def create_api(console: Console, auth: Auth, routers: Sequence[APIRouter] = ()) 
         o = await console.overview()
         return OverviewOut(**_lag(console).model_dump(), notices_last_hour=o.last_hour, notices_last_day=o.last_day,
                            failures_last_hour=o.failures_hour, dead_letters=o.dead_letters,
-                           dead_letters_not_replayed=o.dead_letters_waiting, open_flags=o.open_flags)
+                           dead_letters_not_replayed=o.dead_letters_waiting, open_flags=o.open_flags,
+                           holds_open=o.holds_open, feeds_down=o.feeds_down)
 
     @api.get("/lag", response_model=LagOut, dependencies=[auth.api(V)])
     async def lag():

@@ -88,8 +88,7 @@ class HoldsPart(Part):
     # ---- reading -------------------------------------------------------------------
 
     def holds(self) -> list[Hold]:
-        rows = [Hold.model_validate_json(v) for _, v in self.views.store.scan(_HOLD) if v is not None]
-        return sorted(rows, key=lambda h: (h.state.value != "open", -h.opened_at.timestamp()))
+        return stored_holds(self.views.store)
 
     def hold(self, hold_id: str) -> Hold:
         try:
@@ -205,6 +204,12 @@ class HoldsPart(Part):
 
     async def block_api(self, body: BlockIn, request: Request) -> Hold:
         return await self.block(request, body.offender_id, body.why)
+
+
+def stored_holds(store) -> list[Hold]:
+    """Every hold in a view store that follows ``holds``: open first, then newest first."""
+    rows = [Hold.model_validate_json(v) for _, v in store.scan(_HOLD) if v is not None]
+    return sorted(rows, key=lambda h: (h.state.value != "open", -h.opened_at.timestamp()))
 
 
 def _apply_hold(puts: dict, key: bytes, value: bytes | None) -> None:

@@ -71,6 +71,9 @@ class Overview:
     dead_letters: int
     dead_letters_waiting: int
     open_flags: int
+    #: Holds waiting for an operator, and sources the feed watchdog last found stale or low.
+    holds_open: int = 0
+    feeds_down: list[str] = field(default_factory=list)
     failures_hour: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -144,7 +147,18 @@ class Console:
                         self.trail.status_counts(now - timedelta(hours=1)),
                         self.trail.status_counts(now - timedelta(days=1)),
                         len(letters), sum(1 for e in letters if e.replay is None),
-                        len(self.trail.open_flags()))
+                        len(self.trail.open_flags()), self._holds_open(), self._feeds_down(now))
+
+    def _holds_open(self) -> int:
+        from savin.web.console.holds import stored_holds
+
+        return sum(1 for h in stored_holds(self.views.store) if h.state.value == "open")
+
+    def _feeds_down(self, now: datetime) -> list[str]:
+        from savin.ops.feeds import stored_feeds
+
+        return [f.source for f in stored_feeds(self.views.store, self.settings.feed_thresholds, now)
+                if f.state in ("stale", "low")]
 
     # ---- dead letters ---------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from savin.bootstrap import StartupError, build_notifiers
+from savin.ops.feeds import FeedView
 from savin.sealing import Sealer
 from savin.settings import PREFIX, Settings
 from savin.streams.store import open_store
@@ -72,8 +73,10 @@ def create_app(settings: Settings, views: Views | None = None) -> FastAPI:
         pages.views = views
         commands.views = views
         if console is not None:
-            console.attach(views)
+            console.attach(views)  # its feeds part follows the feed topics the status pages read
             console.start()
+        else:
+            FeedView(topics, settings.feed_thresholds).attach(views)
         task = asyncio.create_task(views.run(), name="savin-web-views")
         state["task"] = task
         try:
