@@ -210,3 +210,36 @@ async def test_the_trail_finds_every_notice_and_tells_its_story(stack):
         assert trail2.status_counts(now - dt.timedelta(hours=1)) == counts
         assert {k: v for k, v in views.store.scan(b"t")} == before
         assert trail2.timeline(sms.notice_id) == trail.timeline(sms.notice_id)
+
+
+def test_a_result_read_before_any_job_of_its_event_is_found_by_offender_once_a_job_comes():
+    """A ladder's call (no job of its own) or a result read before its job: indexed by offender later."""
+    from savin.domain.clock import utcnow
+
+    class Store:  # the views' part the trail uses: its store, and follow()
+        store = open_store(None, 8, 4)
+
+        def follow(self, topic, apply):
+            pass
+
+    class Topics:
+        notices_urgent = notices_routine = delivery_results = acknowledgements = registration_flags = "t"
+
+    trail = Trail(Store(), Topics())
+    event_id, now = uuid.uuid4(), utcnow()
+    call = DeliveryResult(notice_id=uuid.uuid4(), registration_id="R-9", event_id=event_id, event_type="ESCAPED",
+                          status=DeliveryStatus.FAILED, at=now)
+    puts: dict = {}
+    trail._apply_result(puts, b"R-9", call.model_dump_json().encode())
+    trail.store.write(puts, {})
+    assert trail.search("MO-LATE") == []
+    job = NoticeJob.model_validate_json(json.dumps({
+        "notice_id": str(uuid.uuid4()), "event_id": str(event_id), "event_type": "ESCAPED", "urgency": "urgent",
+        "registration_id": "R-9", "offender_id": "MO-LATE", "channel": "sms", "address_sealed": "x",
+        "language": "en", "timezone": "America/Chicago", "event": {"occurred_at": now.isoformat()},
+        "created_at": now.isoformat()}))
+    puts = {}
+    trail._apply_notice(puts, b"R-9", job.model_dump_json().encode())
+    trail.store.write(puts, {})
+    assert {n.notice_id for n in trail.search("MO-LATE")} == {str(call.notice_id), str(job.notice_id)}
+    assert trail.notice(str(call.notice_id)).offender_id == "MO-LATE"

@@ -60,6 +60,7 @@ _ACK = b"ta/"  # + registration id + \0 + event id -> [acknowledgement, ...]
 _FLAG = b"tf/"  # + registration id + \0 + flag key -> RegistrationFlag JSON
 _FLAG_OWNER = b"tk/"  # + flag key -> registration id
 _OFFENDER = b"to/"  # + registration id + \0 + event id -> offender id (for the notices no job names)
+_AWAITING = b"tw/"  # + registration id + \0 + event id + \0 + notice id -> b"": its offender not known yet
 
 #: Results that are not a try at sending.
 _NOT_TRIES = frozenset({DeliveryStatus.SUPPRESSED, DeliveryStatus.HELD})
@@ -107,6 +108,8 @@ class Trail:
     def __init__(self, views: Views, topics: Topics):
         self.views = views
         self.store: Store = views.store
+        #: Keys of notices awaiting their offender, written since the store last held them.
+        self._awaiting: dict[bytes, set[bytes]] = {}
         for topic in (topics.notices_urgent, topics.notices_routine):
             views.follow(topic, self._apply_notice)
         views.follow(topics.delivery_results, self._apply_result)
@@ -209,6 +212,23 @@ class Trail:
         puts[_NOTICE + nid.encode()] = json.dumps(rec).encode()
         puts[_offender_key(job.registration_id, str(job.event_id))] = job.offender_id.encode()
         self._index(puts, nid, job.event_id, job.registration_id, job.offender_id)
+        self._resolve(puts, _offender_key(job.registration_id, str(job.event_id)), job.offender_id)
+
+    def _resolve(self, puts: dict, offender_key: bytes, offender_id: str) -> None:
+        """The offender of notices whose results came before any job of their (registration, event)
+        (a call of a ladder, or a result read before its job): set now, and indexed."""
+        prefix = _AWAITING + offender_key[len(_OFFENDER):] + b"\0"
+        waiting = {k for k, _ in self.store.scan(prefix)} | self._awaiting.pop(prefix, set())
+        for k in waiting:
+            if puts.get(k, b"") is None:
+                continue
+            puts[k] = None
+            other = k[len(prefix):].decode()
+            rec = _get_json(self.store, puts, _NOTICE + other.encode())
+            if rec is not None and rec.get("offender_id") is None:
+                rec["offender_id"] = offender_id
+                puts[_NOTICE + other.encode()] = json.dumps(rec).encode()
+                self._index(puts, other, offender_id)
 
     def _apply_result(self, puts: dict, key: bytes, value: bytes | None) -> None:
         if value is None:
@@ -223,6 +243,10 @@ class Trail:
         if rec.get("offender_id") is None and r.event_id is not None:
             offender = _get(self.store, puts, _offender_key(r.registration_id, str(r.event_id)))
             rec["offender_id"] = offender.decode() if offender is not None else None
+            if offender is None:
+                prefix = _AWAITING + r.registration_id.encode() + b"\0" + str(r.event_id).encode() + b"\0"
+                puts[prefix + nid.encode()] = b""
+                self._awaiting.setdefault(prefix, set()).add(prefix + nid.encode())
         old_status = DeliveryStatus(rec["status"]) if rec.get("status") else None
         old_last = _time(rec.get("last_at"))
         status = merge_status(old_status, r.status) or old_status
