@@ -41,22 +41,22 @@ def _what(hold) -> str:
 
 def _problem(work):
     """Run ``work`` against Kafka; an operator's mistake becomes one line naming the field."""
-    from savin.ops.holds import HoldProblem
+    from savin.ops.problems import Problem
 
     async def run():
         try:
             return await work()
-        except HoldProblem as e:
+        except Problem as e:
             return e
 
     result = kafka(settings(), run)
-    if isinstance(result, HoldProblem):
-        raise fail(f"{e_field(result)}: {result.message}", 2 if result.status == 400 else 1)
+    if isinstance(result, Problem):
+        raise fail(f"{_ARGUMENT.get(result.field, result.field)}: {result.message}", 2 if result.status == 400 else 1)
     return result
 
 
-def e_field(problem) -> str:
-    return {"hold_id": "HOLD_ID", "offender_id": "OFFENDER_ID", "why": "--why"}.get(problem.field, problem.field)
+#: How the command line names each field a problem concerns.
+_ARGUMENT = {"hold_id": "HOLD_ID", "offender_id": "OFFENDER_ID", "why": "--why"}
 
 
 def _audit(what: str, ids: dict, detail: str | None = None) -> None:

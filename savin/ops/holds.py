@@ -19,25 +19,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from savin import metrics
 from savin.domain.holds import HoldState, release_order
+from savin.ops.problems import Problem
 from savin.ops.reading import read_topic
 from savin.schemas import DeliveryResult, DeliveryStatus
 from savin.schemas.safety import HeldNotice, Hold, HoldKind
 from savin.settings import Settings
 from savin.topics import Topics, producer
 
-__all__ = ["HoldProblem", "Decision", "read_holds", "find_hold", "held_notices", "decide", "block", "SETTLE"]
+__all__ = ["Problem", "Decision", "read_holds", "find_hold", "held_notices", "decide", "block", "SETTLE"]
 
 #: Seconds between a decision's two passes over the held notices.
 SETTLE = 3.0
-
-
-class HoldProblem(ValueError):
-    """An operator's request that cannot be done, with the field it concerns."""
-
-    def __init__(self, field: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.field, self.message, self.status = field, message, status
 
 
 @dataclass
@@ -60,11 +54,11 @@ async def find_hold(settings: Settings, hold_id: str) -> Hold:
     try:
         wanted = uuid.UUID(hold_id)
     except ValueError:
-        raise HoldProblem("hold_id", f"{hold_id!r} is not a hold id (a UUID)") from None
+        raise Problem("hold_id", f"{hold_id!r} is not a hold id (a UUID)") from None
     for hold in await read_holds(settings):
         if hold.hold_id == wanted:
             return hold
-    raise HoldProblem("hold_id", f"no hold {hold_id}", status=404)
+    raise Problem("hold_id", f"no hold {hold_id}", status=404)
 
 
 async def held_notices(settings: Settings, hold_id: uuid.UUID) -> list[HeldNotice]:
@@ -86,10 +80,10 @@ async def decide(settings: Settings, hold_id: str, approve: bool, by: str, why: 
                  progress: Callable[[str], None] = lambda _: None, settle: float = SETTLE) -> Decision:
     """Approve or reject an open hold (an offender's block included). ``by`` names the operator."""
     if not why.strip():
-        raise HoldProblem("why", "Say why: the reason is kept with the decision")
+        raise Problem("why", "Say why: the reason is kept with the decision")
     hold = await find_hold(settings, hold_id)
     if hold.state is not HoldState.OPEN:
-        raise HoldProblem("hold_id", f"hold {hold.hold_id} was already {hold.state.value} by {hold.decided_by}",
+        raise Problem("hold_id", f"hold {hold.hold_id} was already {hold.state.value} by {hold.decided_by}",
                           status=409)
     t = Topics(settings)
     decided = hold.model_copy(update={"state": HoldState.APPROVED if approve else HoldState.REJECTED,
@@ -117,8 +111,6 @@ async def decide(settings: Settings, hold_id: str, approve: bool, by: str, why: 
                               partition=0)
     finally:
         await p.stop()
-    from savin import metrics
-
     metrics.HOLD_NOTICES.labels(outcome="released" if approve else "rejected").inc(len(done))
     return Decision(decided, len(done))
 
@@ -153,12 +145,12 @@ async def block(settings: Settings, offender_id: str, by: str, why: str) -> Hold
     """Hold every notice about ``offender_id`` until an operator approves or rejects the block."""
     offender_id = offender_id.strip()
     if not offender_id:
-        raise HoldProblem("offender_id", "Enter the offender id whose notices to block")
+        raise Problem("offender_id", "Enter the offender id whose notices to block")
     if not why.strip():
-        raise HoldProblem("why", "Say why: the reason is kept with the block")
+        raise Problem("why", "Say why: the reason is kept with the block")
     for hold in await read_holds(settings):
         if hold.kind is HoldKind.OFFENDER and hold.offender_id == offender_id and hold.state is HoldState.OPEN:
-            raise HoldProblem("offender_id", f"that offender's notices are already blocked by hold {hold.hold_id}",
+            raise Problem("offender_id", f"that offender's notices are already blocked by hold {hold.hold_id}",
                               status=409)
     hold = Hold(hold_id=uuid.uuid4(), kind=HoldKind.OFFENDER, state=HoldState.OPEN, reason=why.strip(),
                 offender_id=offender_id, opened_at=_now(), opened_by=by)

@@ -237,8 +237,8 @@ class MatchStage(Stage):
             async with self.guard(r, "event"):
                 parsed.append((r, parse_event(r.value or b"")))
         keys = [str(ev.event_id).encode() for _, ev in parsed]
-        seen_before = pending.store.get_many([_SEEN + k for k in keys])
-        retracted_before = pending.store.get_many([_RETRACTED + k for k in keys])
+        found = pending.store.get_many([_SEEN + k for k in keys] + [_RETRACTED + k for k in keys])
+        seen_before, retracted_before = found[:len(keys)], found[len(keys):]
         counts = {"invalid": len(records) - len(parsed), "matched": 0, "no-registrations": 0, "duplicate": 0,
                   "rerouted": 0, "held": 0, "retracted": 0, "heartbeat": 0}
         stamp = now.isoformat().encode()
@@ -328,10 +328,11 @@ class MatchStage(Stage):
         return self.book.holding(source, event_type, ev.offender_id) or self._open_if_over(source, event_type)
 
     def _open_if_over(self, source: str, event_type: str) -> Hold | None:
-        reason = self.book.verdict(source, event_type, time.time())
+        now = time.time()
+        reason = self.book.verdict(source, event_type, now)
         if reason is None:
             return None
-        hold = self.book.open_mass(source, event_type, reason, time.time())
+        hold = self.book.open_mass(source, event_type, reason, now)
         self.checkpoint.produced(self.producer.send(self.topics.holds, hold.model_dump_json().encode(),
                                                     key=str(hold.hold_id).encode(), partition=0))
         self.log.warning("hold opened hold=%s source=%s event_type=%s: %s; its notices wait for an operator",

@@ -113,10 +113,10 @@ class HoldsPart(Part):
         try:
             self.hold(hold_id)
             decision = await ops.decide(self.console.settings, hold_id, approve, me.name, why[:500])
-        except ops.HoldProblem as p:
+        except Problem as p:
             await self.console.record(me, f"hold.{verb}", {"hold": [hold_id[:64]]}, outcome="refused",
                                       detail=p.message)
-            raise Problem(p.field, p.message, p.status) from None
+            raise
         await self.console.record(me, f"hold.{verb}", {"hold": [str(decision.hold.hold_id)]},
                                   detail=f"{decision.notices} notices: {why[:200]}")
         await self._seen(decision.hold)
@@ -124,10 +124,7 @@ class HoldsPart(Part):
 
     async def block(self, request: Request, offender_id: str, why: str) -> Hold:
         me = principal(request)
-        try:
-            hold = await ops.block(self.console.settings, offender_id[:64], me.name, why[:500])
-        except ops.HoldProblem as p:
-            raise Problem(p.field, p.message, p.status) from None
+        hold = await ops.block(self.console.settings, offender_id[:64], me.name, why[:500])
         await self.console.record(me, "hold.block", {"hold": [str(hold.hold_id)], "offender": [hold.offender_id]},
                                   detail=why[:200])
         await self._seen(hold)

@@ -23,6 +23,7 @@ from savin.domain.operators import (
 from savin.domain.redaction import redact_payload
 from savin.ops import dead_letters as dl
 from savin.ops.operators import action, changed_account, issue_token, new_account, record_of, revoked_token
+from savin.ops.problems import Problem
 from savin.ops.registrations import consent_history, describe, registration_history
 from savin.schemas.consent import Attempts
 from savin.schemas.escalation import RegistrationFlag
@@ -43,16 +44,6 @@ log = logging.getLogger("savin.web.console")
 
 #: Verified against when no account has the name typed, so a wrong name takes as long as a wrong password.
 _NOBODY = hash_password("no account has this name")
-
-
-class Problem(ValueError):
-    """An action refused for what was asked (not for who asked): ``field`` names the input."""
-
-    def __init__(self, field: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.status = status
 
 
 @dataclass(frozen=True)
