@@ -20,11 +20,8 @@ from savin.schemas.notices import REPLAY_HEADER
 from savin.settings import load_settings
 from savin.topics import Topics, ensure_topics, producer
 
-NOW = dt.datetime.now(dt.timezone.utc)
-
-
 def letter(topic: str, partition: int, offset: int, value: bytes, *, key: bytes | None = None,
-           reason: str = "invalid event: RELEASED.payload.facility: Field required", at: dt.datetime = NOW,
+           reason: str = "invalid event: RELEASED.payload.facility: Field required", at: dt.datetime | None = None,
            truncated: bool = False, replay_of: uuid.UUID | None = None) -> DeadLetter:
     size = len(value) * 10 if truncated else len(value)
     return DeadLetter(
@@ -32,7 +29,7 @@ def letter(topic: str, partition: int, offset: int, value: bytes, *, key: bytes 
         source_offset=offset, key_b64=base64.b64encode(key).decode() if key is not None else None,
         value_b64=base64.b64encode(value).decode(), value_size=size,
         value_sha256=None if truncated else hashlib.sha256(value).hexdigest(), value_truncated=truncated,
-        replay_of=replay_of, at=at,
+        replay_of=replay_of, at=at or dt.datetime.now(dt.timezone.utc),
     )
 
 
@@ -140,13 +137,16 @@ def test_dry_run_says_what_would_be_sent_and_sends_nothing(kafka_bootstrap, env,
 
 
 def test_list_and_replay_filter_by_reason_topic_and_time(kafka_bootstrap, env, topics, post):
+    # Times relative to when the test runs, not when the module was collected: --since 15m must still see
+    # the letter written 10 minutes before now however long the earlier tests took.
+    now = dt.datetime.now(dt.timezone.utc)
     event = (EXAMPLES / "events" / "RELEASED.json").read_bytes()
     old = letter(topics.custody_events, 0, 1, event, key=b"MO-1", reason="invalid event: RELEASED.occurred_at: x",
-                 at=NOW - dt.timedelta(hours=5))
+                 at=now - dt.timedelta(hours=5))
     recent = letter(topics.custody_events, 0, 2, event, key=b"MO-1", reason="invalid event: RELEASED.source: x",
-                    at=NOW - dt.timedelta(minutes=10))
+                    at=now - dt.timedelta(minutes=10))
     other_topic = letter(topics.notices_urgent, 1, 3, b"{}", key=b"R-1", reason="notice failed: KeyError: 'x'",
-                         at=NOW - dt.timedelta(minutes=40))
+                         at=now - dt.timedelta(minutes=40))
     post(old, recent, other_topic)
     everything = {str(d.dead_letter_id) for d in (old, recent, other_topic)}
     assert set(listed(env)) == everything
@@ -155,9 +155,9 @@ def test_list_and_replay_filter_by_reason_topic_and_time(kafka_bootstrap, env, t
     assert set(listed(env, "--topic", topics.custody_events)) == {str(old.dead_letter_id), str(recent.dead_letter_id)}
     assert set(listed(env, "--since", "1h")) == {str(recent.dead_letter_id), str(other_topic.dead_letter_id)}
     assert set(listed(env, "--since", "15m")) == {str(recent.dead_letter_id)}
-    until = (NOW - dt.timedelta(hours=1)).isoformat()
+    until = (now - dt.timedelta(hours=1)).isoformat()
     assert set(listed(env, "--until", until)) == {str(old.dead_letter_id)}
-    assert set(listed(env, "--since", (NOW - dt.timedelta(days=1)).date().isoformat(), "--until", "30m")) == {
+    assert set(listed(env, "--since", (now - dt.timedelta(days=1)).date().isoformat(), "--until", "30m")) == {
         str(old.dead_letter_id), str(other_topic.dead_letter_id)}
 
     done = savin(["dead-letters", "list", "--since", "yesterday"], env)
