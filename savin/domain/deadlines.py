@@ -43,10 +43,22 @@ from pathlib import Path
 from typing import Any
 
 from savin.domain.vocabulary import EVENT_TYPES
-from savin.schemas import payloads
+from savin.schemas import Channel, DeliveryStatus, payloads
 
 __all__ = ["Kind", "Basis", "Rule", "Policy", "Deadline", "Verdict", "parse_policy", "load_policy",
-           "deadline_for", "judge", "parse_duration"]
+           "deadline_for", "judge", "parse_duration", "NOT_OWED", "reached"]
+
+#: A notice in one of these is no longer owed to its registrant (suppressed, cancelled by a
+#: correction, rejected with a hold): its deadline can be neither met nor missed.
+NOT_OWED = frozenset({DeliveryStatus.SUPPRESSED, DeliveryStatus.CANCELLED, DeliveryStatus.REJECTED})
+
+
+def reached(status: DeliveryStatus, channel: str) -> bool:
+    """Whether a send in this status reached its registrant, for the deadline: a delivery
+    receipt, or for an email the mail server taking it (no later receipt comes for email).
+    The deliver stage's deadline watch and ``savin deadlines report`` both judge by this."""
+    return status is DeliveryStatus.DELIVERED or (
+        channel == Channel.EMAIL.value and status in (DeliveryStatus.ACCEPTED, DeliveryStatus.SENT))
 
 
 class Kind(str, enum.Enum):

@@ -138,10 +138,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def durations(values: Sequence[float], threshold: int = SMALL) -> dict[str, Cell | float | None]:
-    """Count, median and p95 of durations (seconds), none of them from fewer than ``threshold``."""
+    """Count, median and p95 of durations (seconds, to the millisecond), none of them from fewer
+    than ``threshold``."""
     if 0 < len(values) < threshold:
         return {"count": f"<{threshold}", "median": None, "p95": None}
-    return {"count": len(values), "median": percentile(values, 50), "p95": percentile(values, 95)}
+
+    def at(q: float) -> float | None:
+        value = percentile(values, q)
+        return None if value is None else round(value, 3)
+
+    return {"count": len(values), "median": at(50), "p95": at(95)}
 
 
 def rate(part: int, whole: int, threshold: int = SMALL) -> float | str | None:

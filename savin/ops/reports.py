@@ -35,7 +35,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from savin.domain import stats
-from savin.domain.deadlines import Policy, Verdict, deadline_for, judge
+from savin.domain.deadlines import NOT_OWED as NO_LONGER_OWED
+from savin.domain.deadlines import Policy, Verdict, deadline_for, judge, reached
 from savin.domain.feeds import downtime_hours
 from savin.ops.feeds import change_as_status_change
 from savin.ops.reading import end_offsets, read_topic
@@ -56,7 +57,6 @@ NOT_OWED = "not_owed"
 #: The policy sets no deadline for the notice's event type.
 NO_DEADLINE = "no_deadline"
 
-_NOT_OWED = {DeliveryStatus.CANCELLED, DeliveryStatus.REJECTED, DeliveryStatus.SUPPRESSED}
 #: Results that are a try at the provider.
 _TRIES = {DeliveryStatus.ACCEPTED, DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.RETRYING,
           DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED}
@@ -263,7 +263,7 @@ EVIDENCE_FIELDS = tuple(Evidence.__dataclass_fields__)
 def _story(run: Run, job: NoticeJob, policy: Policy, now: dt.datetime) -> Evidence:
     results = run.results.get(job.notice_id, [])
     first_try = next((r.at for r in results if r.source == "attempt" and r.status in _TRIES), None)
-    delivered = next((r.at for r in results if r.status is DeliveryStatus.DELIVERED), None)
+    delivered = next((r.at for r in results if reached(r.status, job.channel.value)), None)
     ack = run.acks.get((job.registration_id, job.event_id))
     acknowledged = ack.at if ack is not None else None
     status = outcome(results)
@@ -277,7 +277,7 @@ def _story(run: Run, job: NoticeJob, policy: Policy, now: dt.datetime) -> Eviden
             deadline = None  # a payload without the time its rule needs: no deadline can be given
     if deadline is None:
         verdict = NO_DEADLINE
-    elif delivered is None and acknowledged is None and status in _NOT_OWED:
+    elif delivered is None and acknowledged is None and status in NO_LONGER_OWED:
         verdict = NOT_OWED
     else:
         v = judge(deadline, delivered, acknowledged, now)
@@ -416,7 +416,7 @@ def statistics(run: Run, period: Period, now: dt.datetime) -> Statistics:
         notice_rows.append({"event_type": job.event_type, "channel": job.channel.value,
                             "outcome": _shown_outcome(run, job.notice_id, outcome(results))})
         times.setdefault(job.channel.value, [])
-        delivered = next((r.at for r in results if r.status is DeliveryStatus.DELIVERED), None)
+        delivered = next((r.at for r in results if reached(r.status, job.channel.value)), None)
         occurred = _event_time(job)
         if delivered is not None and occurred is not None:
             seconds = max(0.0, (delivered - occurred).total_seconds())

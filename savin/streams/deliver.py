@@ -72,7 +72,7 @@ from savin.domain import escalation as ladders
 from savin.domain.clock import utcnow
 from savin.domain.consent import OPTED_OUT, contact_key
 from savin.domain.corrections import Correction, correction
-from savin.domain.deadlines import deadline_for, load_policy
+from savin.domain.deadlines import NOT_OWED, deadline_for, load_policy, reached
 from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_entry, plan_retry
 from savin.domain.matching import notice_id
 from savin.domain.quiet import quiet_hours_end
@@ -110,16 +110,12 @@ _STOPPED = EscalationState.UNACKNOWLEDGED
 #: Seconds between looks at the timers.
 _TICK = 0.1
 _FAILED_FOR_GOOD = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.UNDELIVERED})
-#: A watched notice is no longer owed: the registrant opted out, its event was retracted,
-#: an operator rejected it.
-_NOT_OWED = frozenset({DeliveryStatus.SUPPRESSED, DeliveryStatus.CANCELLED, DeliveryStatus.REJECTED})
 
 
 def _meets_deadline(status: DeliveryStatus, channel: str) -> bool:
-    """Whether this status ends a notice's deadline watch: delivered (an email once the
-    mail server took it, as no later receipt comes), or no longer owed."""
-    return (status is DeliveryStatus.DELIVERED or status in _NOT_OWED
-            or (channel == Channel.EMAIL.value and status in (DeliveryStatus.ACCEPTED, DeliveryStatus.SENT)))
+    """Whether this status ends a notice's deadline watch: it reached the registrant (by the
+    rule the deadline report judges with), or it is no longer owed."""
+    return reached(status, channel) or status in NOT_OWED
 
 
 def _slot(job: NoticeJob) -> bytes:
