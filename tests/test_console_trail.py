@@ -243,3 +243,21 @@ def test_a_result_read_before_any_job_of_its_event_is_found_by_offender_once_a_j
     trail.store.write(puts, {})
     assert {n.notice_id for n in trail.search("MO-LATE")} == {str(call.notice_id), str(job.notice_id)}
     assert trail.notice(str(call.notice_id)).offender_id == "MO-LATE"
+
+
+@pytest.mark.parametrize(("state", "title"), [
+    (EscalationState.ACKNOWLEDGED, "Escalation ended: acknowledged by sms"),
+    (EscalationState.UNACKNOWLEDGED, "Escalation ended without an acknowledgement"),
+    (EscalationState.CANCELLED, "Escalation stopped: its event was retracted"),
+])
+def test_an_ended_ladder_says_how_it_ended(state, title):
+    from savin.schemas.escalation import Escalation
+    from savin.web.console.trail import _escalation_entries
+
+    at = dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)
+    esc = Escalation(registration_id="R-1", event_id=uuid.uuid4(), event_type="RELEASED", offender_id=OFFENDER,
+                     state=state, code="K7P2", started_at=at, updated_at=at + dt.timedelta(minutes=5),
+                     acknowledged_by=AckChannel.SMS if state is EscalationState.ACKNOWLEDGED else None)
+    opened, ended = _escalation_entries(esc)
+    assert (opened.title, ended.title, ended.status) == ("Escalation opened", title, state.value)
+    assert "K7P2" not in repr(ended), "the code is never shown"

@@ -237,5 +237,6 @@ async def test_a_correction_stops_the_ladder_and_a_call_not_yet_placed_is_cancel
         return latest if latest is not None and latest.state is not EscalationState.OPEN else None
 
     stopped = await eventually(ladder, 30, "the released event's ladder stopped")
+    assert stopped.state is EscalationState.CANCELLED, "stopped by the retraction, not unacknowledged"
     assert stopped.next_call_at is None and stopped.calls == 0
     assert stack.twilio.calls == [] and len(texts_to(stack, number)) == 2

@@ -60,6 +60,7 @@ class EscalationState(str, enum.Enum):
     OPEN = "open"  # waiting for an acknowledgement; calls may follow
     ACKNOWLEDGED = "acknowledged"
     UNACKNOWLEDGED = "unacknowledged"  # the ladder ended without one: for operators
+    CANCELLED = "cancelled"  # its event was retracted: no acknowledgement is owed, no flag is raised
 
 
 class Escalation(Strict):

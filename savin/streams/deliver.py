@@ -106,7 +106,7 @@ _DEADLINE = b"d:"  # + notice id -> JSON {"event_type", "channel", "due", "timer
 #: a watched notice's warning time and its deadline.
 _HELD, _CALL, _END, _AT_RISK, _DUE = "q", "c", "g", "w", "m"
 #: The state a retracted event's ladder ends in.
-_STOPPED = EscalationState.UNACKNOWLEDGED
+_STOPPED = EscalationState.CANCELLED
 #: Seconds between looks at the timers.
 _TICK = 0.1
 _FAILED_FOR_GOOD = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SUPPRESSED, DeliveryStatus.UNDELIVERED})

@@ -396,6 +396,8 @@ def _escalation_entries(esc) -> list[TimelineEntry]:
     if esc.state is EscalationState.ACKNOWLEDGED:
         by = esc.acknowledged_by.value if esc.acknowledged_by is not None else "someone"
         title = f"Escalation ended: acknowledged by {by}"
+    elif esc.state is EscalationState.CANCELLED:
+        title = "Escalation stopped: its event was retracted"
     else:
         title = "Escalation ended without an acknowledgement"
     return [TimelineEntry(esc.started_at, "escalation", "Escalation opened", EscalationState.OPEN.value),
