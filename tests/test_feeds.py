@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import urllib.request
+from collections import Counter
 
 import pytest
 from support import event, eventually, metric, records, savin
@@ -172,6 +173,14 @@ async def test_a_silent_source_raises_the_alert_and_clears_it_when_events_resume
     statuses = [OffenderStatus.model_validate_json(r.value).offender_id
                 for r in await asyncio.to_thread(records, stack.bootstrap, stack.topics.offender_status)]
     assert "MO-FEED-0" in statuses and "heartbeat" not in statuses
+    # The offenders each source reported last (what a hold rule's share is of): demo's three (one of them
+    # twice), none from a heartbeat.
+    latest = {r.key: FeedCounts.model_validate_json(r.value)
+              for r in await asyncio.to_thread(records, stack.bootstrap, stack.topics.feed_counts)}
+    known = Counter()
+    for c in latest.values():
+        known.update({source: sc.offenders for source, sc in c.sources.items()})
+    assert (known["demo"], known["county-jail"]) == (3, 0)
 
 
 @pytest.mark.e2e

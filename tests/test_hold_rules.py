@@ -195,3 +195,27 @@ def test_release_order_urgent_first_then_event_order():
 def test_release_order_takes_anything_with_the_three_fields():
     assert release_order([]) == []
     assert release_order(iter([HeldNotice(ids(1), ids(1), "PARDON", T0)]))[0].event_type == "PARDON"
+
+
+def test_a_share_rule_is_judged_on_the_offenders_the_status_stage_counted_for_the_source():
+    import datetime as dt
+
+    from savin.schemas.safety import FeedCounts, SourceCounts
+    from savin.streams.holding import HoldBook
+
+    book = HoldBook(parse_hold_rules("RELEASED=1000/600/5%"))
+    at = dt.datetime.fromtimestamp(T0, dt.timezone.utc)
+    for n in range(30):
+        book.add(n % 2, "county-jail", "RELEASED", T0 + n)
+    assert book.verdict("county-jail", "RELEASED", T0 + 30) is None, "no offenders known yet: no share is judged"
+    # Two status partitions: 300 and 200 of the jail's offenders, 5 % of them is 25.
+    book.apply_feed_counts(FeedCounts(partition=0, sources={"county-jail": SourceCounts(offenders=300),
+                                                            "other": SourceCounts(offenders=9000)}, at=at))
+    book.apply_feed_counts(FeedCounts(partition=1, sources={"county-jail": SourceCounts(offenders=200)}, at=at))
+    assert book.offenders_known("county-jail") == 500
+    reason = book.verdict("county-jail", "RELEASED", T0 + 30)
+    assert reason is not None and "500 offenders" in reason and "5.0%" in reason
+    # A partition's newer counts replace its older ones.
+    book.apply_feed_counts(FeedCounts(partition=1, sources={"county-jail": SourceCounts(offenders=900)}, at=at))
+    assert book.offenders_known("county-jail") == 1200
+    assert book.verdict("county-jail", "RELEASED", T0 + 30) is None, "30 of 1,200 is 2.5 %"

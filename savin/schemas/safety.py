@@ -84,6 +84,9 @@ class SourceCounts(Strict):
     last_heartbeat_at: Timestamp | None = None
     #: Unix hour (as text) -> events (heartbeats not counted), the last week.
     hourly: dict[str, int] = {}
+    #: Offenders of the partition whose newest event came from this source (what a hold rule's
+    #: share is of); approximate after a crash, which may move a few once more or not at all.
+    offenders: Annotated[int, Field(ge=0)] = 0
 
 
 class FeedCounts(Strict):

@@ -8,6 +8,8 @@
 * The event counts of the partitions it holds (a :class:`~savin.domain.holds.Window`
   each) and the counts the other instances publish on ``hold-counts`` for
   theirs, so a burst spread over every partition is judged as a whole.
+* How many offenders each source has (the status stage's counts on
+  ``feed-counts``, summed over its partitions), which a rule's share is of.
 
 A follower (a consumer with no group, assigned the single partition of each
 topic) keeps both up to date; the stage waits for it to read what was on the
@@ -28,7 +30,7 @@ from pydantic import ValidationError
 
 from savin import metrics
 from savin.domain.holds import BUCKET, HoldRule, HoldState, Window, hold_id, should_hold
-from savin.schemas.safety import Hold, HoldCounts, HoldKind
+from savin.schemas.safety import FeedCounts, Hold, HoldCounts, HoldKind
 from savin.settings import Settings
 from savin.streams.errors import fault
 from savin.topics import Topics
@@ -52,6 +54,7 @@ class HoldBook:
         self.holds: dict[uuid.UUID, Hold] = {}
         self.windows: dict[int, Window] = {}  # partition -> its counts, for the partitions held here
         self.others: dict[int, HoldCounts] = {}  # partition -> what its holder published
+        self.offenders: dict[int, dict[str, int]] = {}  # status partition -> source -> its offenders there
         self._open_mass: dict[tuple[str, str], Hold] = {}
         self._blocks: dict[str, Hold] = {}
         self._decided: dict[tuple[str, str], float] = {}
@@ -127,7 +130,14 @@ class HoldBook:
         rule = self.rules.get(event_type)
         if rule is None:
             return None
-        return should_hold(rule, self.count(source, event_type, now), None, source=source)
+        return should_hold(rule, self.count(source, event_type, now), self.offenders_known(source), source=source)
+
+    def offenders_known(self, source: str) -> int:
+        """The offenders whose newest event came from ``source``, over every status partition."""
+        return sum(by_source.get(source, 0) for by_source in self.offenders.values())
+
+    def apply_feed_counts(self, counts: FeedCounts) -> None:
+        self.offenders[counts.partition] = {s: c.offenders for s, c in counts.sources.items() if c.offenders}
 
     def keep_only(self, partitions: set[int]) -> None:
         for p in set(self.windows) - partitions:
@@ -149,13 +159,13 @@ class HoldBook:
 
 
 class HoldFollower:
-    """Tails ``holds`` and ``hold-counts`` into a :class:`HoldBook`."""
+    """Tails ``holds``, ``hold-counts`` and ``feed-counts`` into a :class:`HoldBook`."""
 
     def __init__(self, settings: Settings, book: HoldBook):
         t = Topics(settings)
         self.bootstrap = settings.kafka_bootstrap
         self.book = book
-        self.tps = [TopicPartition(t.holds, 0), TopicPartition(t.hold_counts, 0)]
+        self.tps = [TopicPartition(t.holds, 0), TopicPartition(t.hold_counts, 0), TopicPartition(t.feed_counts, 0)]
         self.caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
@@ -203,8 +213,10 @@ class HoldFollower:
         try:
             if topic == self.tps[0].topic:
                 self.book.apply(Hold.model_validate_json(value))
-            else:
+            elif topic == self.tps[1].topic:
                 self.book.apply_counts(HoldCounts.model_validate_json(value))
+            else:
+                self.book.apply_feed_counts(FeedCounts.model_validate_json(value))
         except ValidationError as e:
             log.warning("holds follower: unreadable record on %s (%s)", topic, fault(e))
 

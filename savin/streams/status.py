@@ -15,7 +15,9 @@ partition's counts go to ``feed-counts`` (one partition, compacted, keyed
 5 s)`` while events come, so a source's silence shows in them within that
 time; a new holder of a partition takes its counts up from there. A crash can
 count the records since the last commit twice in their hour (never a newer
-time than the records had).
+time than the records had). The counts also say how many of the partition's
+offenders each source reported last: the share a hold rule may be given is of
+that number (:mod:`savin.streams.holding` reads it).
 
 It dead-letters nothing: an invalid event is the match stage's to dead-letter,
 and an event on the wrong partition is forwarded by the match stage to the
@@ -57,6 +59,7 @@ class _Source:
     last_event_at: float | None = None
     last_heartbeat_at: float | None = None
     hourly: dict[int, int] = field(default_factory=dict)
+    offenders: int = 0
 
     def count(self, at: float, heartbeat: bool) -> None:
         if heartbeat:
@@ -70,13 +73,13 @@ class _Source:
         oldest = int(now // 3600) - USUAL_HOURS - 1
         self.hourly = {h: n for h, n in self.hourly.items() if h >= oldest}
         return SourceCounts(last_event_at=_time(self.last_event_at), last_heartbeat_at=_time(self.last_heartbeat_at),
-                            hourly={str(h): n for h, n in sorted(self.hourly.items())})
+                            hourly={str(h): n for h, n in sorted(self.hourly.items())}, offenders=self.offenders)
 
     @classmethod
     def of(cls, sc: SourceCounts) -> _Source:
         return cls(sc.last_event_at and sc.last_event_at.timestamp(),
                    sc.last_heartbeat_at and sc.last_heartbeat_at.timestamp(),
-                   {int(h): n for h, n in sc.hourly.items()})
+                   {int(h): n for h, n in sc.hourly.items()}, sc.offenders)
 
 
 def _time(t: float | None) -> dt.datetime | None:
@@ -143,6 +146,17 @@ class StatusStage(Stage):
             self._feeds_sent[partition] = time.monotonic()
         return sent
 
+    @staticmethod
+    def _moved(feeds: dict[str, _Source], before: str | None, after: str | None) -> None:
+        """An offender's newest event now comes from ``after`` (it came from ``before``, or the
+        offender is new): the sources' offender counts follow."""
+        if before == after:
+            return
+        if before is not None and (old := feeds.get(before)) is not None and old.offenders > 0:
+            old.offenders -= 1
+        if after is not None:
+            feeds.setdefault(after, _Source()).offenders += 1
+
     async def handle(self, batches: Mapping[TopicPartition, list]) -> None:
         now = utcnow()
         for tp, records in batches.items():
@@ -169,4 +183,5 @@ class StatusStage(Stage):
                 after = status_after(current, event, now)
                 if after is not current:
                     pending.put(key, after)  # type: ignore[arg-type] - serialised by changelog()
+                    self._moved(feeds, current.source if current is not None else None, after.source)
             self.done(tp, records[-1].offset + 1)
