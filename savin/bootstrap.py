@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from savin.domain.links import derive_key
 from savin.notifiers.base import ConfigurationFault, DeliveryError, Notifier
 from savin.notifiers.dispatcher import Dispatcher
+from savin.notifiers.pacing import Pacer, Pacing
 from savin.rendering import LinkMaker, Renderer
 from savin.sealing import Sealer
 from savin.settings import PREFIX, Settings
@@ -75,7 +76,6 @@ def _twilio_voice(settings: Settings, sealer: Sealer) -> Notifier | None:
         calls=build_call_book(settings),
         link_key=derive_key(settings.web_secret.get_secret_value(), "links"),
         web_base=web_base(settings),
-        calls_per_second=settings.twilio_calls_per_second,
         pin_required=settings.voice_pin,
         machine_detection=settings.voice_machine_detection,
         base_url=settings.twilio_base_url,
@@ -96,6 +96,7 @@ def _smtp(settings: Settings, sealer: Sealer) -> Notifier:
         verify_tls=settings.smtp_verify_tls,
         timeout=settings.smtp_timeout,
         from_address=settings.email_from,
+        pool_size=settings.smtp_connections,
     )
 
 
@@ -122,8 +123,18 @@ def build_links(settings: Settings) -> LinkMaker:
     return LinkMaker(web_base(settings), derive_key(settings.web_secret.get_secret_value(), "links"))
 
 
+def build_pacing(settings: Settings) -> Pacing:
+    """The rate limits of the texting sender, the caller ID and the mail relay (each worker owns its share)."""
+    # Named in metrics by the messaging service, or by the last digits of savin's own number.
+    sms_sender = settings.twilio_messaging_service_sid or f"from-{(settings.twilio_from or '')[-4:]}"
+    return Pacing([Pacer("sms", sms_sender, settings.sms_per_second),
+                   Pacer("voice", f"from-{(settings.twilio_voice_from or '')[-4:]}", settings.twilio_calls_per_second),
+                   Pacer("email", settings.smtp_host, settings.email_per_second)])
+
+
 def build_dispatcher(settings: Settings, sealer: Sealer | None = None) -> Dispatcher:
-    return Dispatcher(Renderer(), build_notifiers(settings, sealer), links=build_links(settings))
+    return Dispatcher(Renderer(), build_notifiers(settings, sealer), links=build_links(settings),
+                      pacing=build_pacing(settings))
 
 
 def quiet_third_party_logs() -> None:

@@ -88,6 +88,12 @@ DEADLINE_MISSED = Counter("savin_deadline_missed_total",
 CORRECTIONS = Counter("savin_corrections_total",
                       "Notices of retracted events: corrected (a correction sent), cancelled before they went "
                       "out, or needing nothing", ["outcome"])
+PROVIDER_RATE = Gauge("savin_provider_rate_per_second",
+                      "Sends a second this worker allows itself per channel and sender: its share of the configured "
+                      "limit, or less while it recovers from the provider's 'too many'", ["channel", "sender"])
+PROVIDER_RATE_LIMITED = Counter("savin_provider_rate_limited_total",
+                                "Sends a provider refused as too many (HTTP 429, Twilio 20429, SMTP 421 or 451), "
+                                "each halving the sender's rate", ["channel", "sender"])
 BUILD_INFO = Gauge("savin_build_info", "The running savin's version; always 1", ["version"])
 BUILD_INFO.labels(version=__version__).set(1)
 

@@ -194,8 +194,21 @@ class Settings(BaseSettings):
     twilio_timeout: float = Field(10.0, gt=0)
     #: The caller ID of notice calls: one fixed number a victim can learn and save.
     twilio_voice_from: str | None = "+15005550006"
-    #: Calls Twilio lets the account start per second (its CPS limit).
+    #: Calls Twilio lets the account start per second (its CPS limit), for all workers together;
+    #: each worker starts its partitions' share of them.
     twilio_calls_per_second: float = Field(1.0, gt=0, le=1000)
+    #: Texts a second the Twilio sender (SAVIN_TWILIO_FROM, or the messaging service) takes, for all
+    #: workers together; each worker sends its partitions' share. Set it to what the sender is
+    #: provisioned for: a US long code 1, toll-free 3, a short code 100, a messaging service the sum of
+    #: its numbers'. The default is a short code's: a limit set too high is found out by the first 429
+    #: and the sender slows down (halving, then recovering); one set too low would hold every urgent
+    #: notice back without a sign.
+    sms_per_second: float = Field(100.0, gt=0, le=10_000)
+    #: Emails a second the SMTP relay takes from savin, for all workers together (shared as for texts).
+    #: Relays throttle per account (a 421 or 451 reply slows savin down); 50 is a common relay quota.
+    email_per_second: float = Field(50.0, gt=0, le=10_000)
+    #: SMTP sessions one worker keeps open to the relay (each sends one message at a time).
+    smtp_connections: int = Field(8, ge=1, le=100)
     #: Ask for the registrant's PIN before a call says anything about the notice.
     voice_pin: bool = True
     #: Answering-machine detection on notice calls (a machine gets no content).

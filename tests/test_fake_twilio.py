@@ -980,3 +980,18 @@ async def test_numbers_digits_and_words_of_calls_are_never_logged(fake, caplog):
     for text in (TO, FROM, "+15005550004", "2468", "Jonah", "released"):
         assert text not in caplog.text
         assert all(text not in reason for _, reason in fake.rejected)
+
+
+async def test_messages_beyond_messages_per_second_from_one_sender_get_429(fake):
+    fake.messages_per_second = 2
+    form = {"To": TO, "From": FROM, "Body": "hello"}
+    results = [await post(fake, form) for _ in range(3)]
+    assert [s for s, _ in results] == [201, 201, 429] and results[2][1]["code"] == 20429
+    assert results[2][1]["more_info"].endswith("/20429")  # Twilio's error body
+    # Another sender has a limit of its own.
+    service = {"To": TO, "MessagingServiceSid": "MG" + "0" * 32, "Body": "hello"}
+    assert (await post(fake, service))[0] == 201
+    assert fake.messages_refused_429 == 1 == fake.too_many_requests and len(fake.messages) == 3
+    assert all(m.at > 0 for m in fake.messages)  # when each was taken, for rate checks
+    fake.reset()
+    assert fake.messages_refused_429 == 0

@@ -17,7 +17,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from savin.dev.broker import free_port
 from savin.dev.testing.fake_twilio import FakeTwilio
-from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure, TemporaryFailure
+from savin.notifiers.base import ConfigurationFault, Outbound, PermanentFailure, RateLimited, TemporaryFailure
 from savin.notifiers.twilio_sms import TWILIO_STATUSES, StatusCallbacks, TwilioSMS, classify
 from savin.schemas import DeliveryStatus
 from savin.sealing import Sealer
@@ -219,7 +219,8 @@ def rest_error(status: int, code: int | None) -> TwilioRestException:
 @pytest.mark.parametrize("status,code,kind,label", [
     (400, 30001, TemporaryFailure, "30001"),
     (400, 30003, TemporaryFailure, "30003"),
-    (429, None, TemporaryFailure, "http-429"),
+    (429, None, RateLimited, "http-429"),
+    (429, 20429, RateLimited, "20429"),
     (502, None, TemporaryFailure, "http-502"),
     (503, 12345, TemporaryFailure, "12345"),
     (400, 21211, PermanentFailure, "21211"),

@@ -28,13 +28,20 @@ from savin.dev.testing.fake_twilio import Callee, CalleeKind, FakeTwilio
 from savin.domain.clock import utcnow
 from savin.domain.escalation import CallResult
 from savin.domain.links import read_token
-from savin.notifiers.base import ConfigurationFault, DeliveryError, Outbound, PermanentFailure, TemporaryFailure
+from savin.notifiers.base import (
+    ConfigurationFault,
+    DeliveryError,
+    Outbound,
+    PermanentFailure,
+    RateLimited,
+    TemporaryFailure,
+)
+from savin.notifiers.pacing import Pacer
 from savin.notifiers.twilio_sms import classify
 from savin.notifiers.twilio_voice import (
     CALL_TOKEN,
     CALL_TTL,
     VOICE_ERRORS,
-    CallSpacing,
     TwilioVoice,
     VoiceCallbacks,
     answered_by_machine,
@@ -101,7 +108,7 @@ async def fake():
 
 def notifier(sealer: Sealer, fake: FakeTwilio, book: Book, **kwargs) -> TwilioVoice:
     options = {"from_number": FROM, "calls": book, "link_key": KEY, "web_base": WEB + "/", "timeout": 2.0,
-               "calls_per_second": 1000.0, **kwargs}
+               **kwargs}
     return TwilioVoice(sealer, SID, TOKEN, base_url=fake.base_url, **options)
 
 
@@ -205,7 +212,7 @@ def rest_error(status: int, code: int | None) -> TwilioRestException:
     (403, 10005, ConfigurationFault, ("account_sid",)),
     (401, 20003, ConfigurationFault, ("account_sid", "auth_token")),
     (401, None, ConfigurationFault, ("account_sid", "auth_token")),
-    (429, 20429, TemporaryFailure, ()),
+    (429, 20429, RateLimited, ()),
     (400, 10004, TemporaryFailure, ()),
     (500, 20500, TemporaryFailure, ()),
     (503, 20503, TemporaryFailure, ()),
@@ -280,55 +287,27 @@ async def test_no_number_or_words_reach_any_log_or_error(voice, fake, sealer, ca
 # ---- calls per second ---------------------------------------------------------------------------
 
 
-def test_the_spacing_gives_each_call_the_next_slot_in_order():
-    now = [100.0]
-    spacing = CallSpacing(2.0, margin=0.0, max_wait=2.0, clock=lambda: now[0])
-    assert [spacing.reserve() for _ in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]
-    assert spacing.reserve() is None  # 2.5 s away: more than max_wait, and no slot is taken
-    now[0] += 10
-    assert spacing.reserve() == 0.0 and spacing.reserve() == 0.5  # idle time is not saved up as a burst
-
-
-def test_the_spacing_keeps_a_margin_and_refuses_nonsense():
-    assert CallSpacing(1.0).interval == pytest.approx(1.05)
-    with pytest.raises(ValueError):
-        CallSpacing(0)
-
-
-async def test_waiting_callers_sleep_for_their_own_slot():
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    spacing = CallSpacing(4.0, margin=0.0, clock=lambda: 0.0, sleep=sleep)
-    assert await asyncio.gather(*(spacing.wait() for _ in range(4))) == [True] * 4
-    assert slept == [0.25, 0.5, 0.75]  # the first goes at once
-
-
 async def test_a_burst_of_calls_is_spaced_and_never_refused_for_calls_per_second(sealer, fake, book):
     fake.calls_per_second = 2
-    async with closing(notifier(sealer, fake, book, calls_per_second=2.0)) as n:
+    pacer = Pacer("voice", "test", 2.0)
+
+    async def paced(n: TwilioVoice, message: Outbound):
+        await pacer.acquire(urgent=True)
+        return await n.send(message)
+
+    async with closing(notifier(sealer, fake, book)) as n:
         messages = [outbound(sealer, f"+1573555{i:04d}") for i in range(5)]
-        receipts = await asyncio.gather(*(n.send(m) for m in messages))
+        receipts = await asyncio.gather(*(paced(n, m) for m in messages))
     calls = fake.calls
     assert fake.too_many_requests == 0 and len(calls) == 5 and [r.provider_ref for r in receipts] == [
         c.sid for c in calls]
     assert [c.to for c in calls] == [f"+1573555{i:04d}" for i in range(5)]  # in the order asked
 
-    # The same burst without the spacing: Twilio refuses what goes over its limit.
-    async with closing(notifier(sealer, fake, book, calls_per_second=1000.0)) as n:
+    # The same burst without the pacer: Twilio refuses what goes over its limit.
+    async with closing(notifier(sealer, fake, book)) as n:
         outcomes = await asyncio.gather(*(n.send(outbound(sealer)) for _ in range(5)), return_exceptions=True)
     refused = [o for o in outcomes if isinstance(o, TemporaryFailure)]
     assert fake.too_many_requests == len(refused) >= 1 and {o.code for o in refused} == {"20429"}
-
-
-async def test_a_burst_past_what_the_limit_starts_in_time_is_deferred_not_sent(sealer, fake, book):
-    async with closing(notifier(sealer, fake, book, calls_per_second=1.0, max_wait=0.5)) as n:
-        first = await n.send(outbound(sealer))
-        with pytest.raises(TemporaryFailure) as e:
-            await n.send(outbound(sealer))
-    assert first.provider_ref and e.value.code == "calls-per-second" and len(fake.calls) == 1
 
 
 # ---- call status callbacks ----------------------------------------------------------------------
@@ -433,7 +412,8 @@ def test_the_worker_gets_the_voice_notifier_when_a_caller_id_is_set():
     assert isinstance(n, TwilioVoice) and n.provider == "twilio-voice"
     assert n.twiml_url("c-1").startswith("https://notify.example.gov/voice/calls/")
     assert n.callback_url({"notice_id": "x"}) == "https://notify.example.gov/callbacks/twilio/voice?notice_id=x"
-    assert n.spacing.interval == pytest.approx(1.05 / settings.twilio_calls_per_second)
+    pacer = build_dispatcher(settings).pacing.for_channel("voice")
+    assert pacer is not None and pacer.schedule.limit == settings.twilio_calls_per_second
     off = Settings(_env_file=None, data_key=new_key(), twilio_voice_from="")
     assert [n.channel for n in build_dispatcher(off).notifiers if n.channel == "voice"] == []
     fault = ConfigurationFault("x", "21210", fields=("from_number",))

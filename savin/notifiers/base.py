@@ -31,7 +31,7 @@ from savin import metrics
 from savin.sealing import Sealer
 
 __all__ = [
-    "DeliveryError", "TemporaryFailure", "PermanentFailure", "ConfigurationFault",
+    "DeliveryError", "TemporaryFailure", "RateLimited", "PermanentFailure", "ConfigurationFault",
     "Outbound", "Receipt", "Notifier",
 ]
 
@@ -54,6 +54,15 @@ class TemporaryFailure(DeliveryError):
     """Worth retrying later: rate limits, outages, timeouts, carrier hiccups."""
 
     temporary = True
+
+
+class RateLimited(TemporaryFailure):
+    """The provider refused the send as one too many (HTTP 429, Twilio 20429, SMTP 421/451):
+    the sender slows down (:mod:`savin.notifiers.pacing`), waiting ``retry_after`` seconds when given."""
+
+    def __init__(self, message: str, code: str | None = None, *, retry_after: float | None = None):
+        super().__init__(message, code)
+        self.retry_after = retry_after
 
 
 class PermanentFailure(DeliveryError):

@@ -9,7 +9,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure
+from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure, RateLimited
+from savin.notifiers.pacing import Pacing
 from savin.rendering.links import LinkMaker
 from savin.schemas import DeliveryStatus, NoticeJob
 
@@ -40,11 +41,17 @@ class Dispatcher:
     acknowledgement); a channel without links renders as before. A job's
     ``ack_code`` goes to the renderer too, which gives it to the channels that
     print it (SMS).
+
+    ``pacing`` (a :class:`~savin.notifiers.pacing.Pacing`) keeps each channel within its
+    provider's rate limit: a send waits for its channel's pacer, urgent notices first, and a
+    provider's "too many" (:class:`RateLimited`) slows the channel down.
     """
 
-    def __init__(self, renderer, notifiers: Iterable[Notifier], links: LinkMaker | None = None):
+    def __init__(self, renderer, notifiers: Iterable[Notifier], links: LinkMaker | None = None,
+                 pacing: Pacing | None = None):
         self._renderer = renderer
         self._links = links
+        self.pacing = pacing or Pacing([])
         self._notifiers: dict[str, Notifier] = {}
         for n in notifiers:
             if n.channel in self._notifiers:
@@ -84,15 +91,14 @@ class Dispatcher:
             except Exception as e:
                 # A template fault is ours to fix; the notice is failed, never silently dropped.
                 raise PermanentFailure(f"render failed: {e}", "render") from e
-            receipt = await notifier.send(
-                Outbound(
-                    notice_id=str(job.notice_id),
-                    registration_id=job.registration_id,
-                    address_sealed=job.address_sealed,
-                    content=content,
-                    callback_params={"notice_id": str(job.notice_id), "registration_id": job.registration_id},
-                )
+            outbound = Outbound(
+                notice_id=str(job.notice_id),
+                registration_id=job.registration_id,
+                address_sealed=job.address_sealed,
+                content=content,
+                callback_params={"notice_id": str(job.notice_id), "registration_id": job.registration_id},
             )
+            receipt = await self._paced(notifier, outbound, channel, job.urgency.value == "urgent")
         except DeliveryError as e:
             if e.temporary:
                 status = DeliveryStatus.RETRYING
@@ -104,6 +110,20 @@ class Dispatcher:
             return Outcome(job, DeliveryStatus.RETRYING, getattr(notifier, "provider", None), None,
                            "unexpected", type(e).__name__)
         return Outcome(job, DeliveryStatus.ACCEPTED, receipt.provider, receipt.provider_ref)
+
+    async def _paced(self, notifier: Notifier, outbound: Outbound, channel: str, urgent: bool):
+        """``notifier.send`` within the channel's rate limit, when it has one."""
+        pacer = self.pacing.for_channel(channel)
+        if pacer is None:
+            return await notifier.send(outbound)
+        await pacer.acquire(urgent)
+        try:
+            receipt = await notifier.send(outbound)
+        except RateLimited as e:
+            pacer.too_many(e.retry_after)
+            raise
+        pacer.sent()
+        return receipt
 
     def _shown(self, job: NoticeJob) -> dict:
         """What the message shows beside the event: an email's links (with the one that confirms

@@ -55,6 +55,7 @@ from savin.notifiers.base import (
     Notifier,
     Outbound,
     PermanentFailure,
+    RateLimited,
     TemporaryFailure,
 )
 from savin.sealing import Sealer
@@ -195,9 +196,16 @@ def from_header(from_address: str) -> str:
     return EncodedHeader("From", f"{name} <{address}>", words)
 
 
+#: Reply codes servers give for too many connections or messages (421 closing, 451 local limit).
+TOO_MANY = frozenset({421, 451})
+
+
 def classify(code: int, notice_id: str) -> DeliveryError:
-    """A reply code refusing a transaction, as a savin failure: 4xx temporary, else permanent."""
+    """A reply code refusing a transaction, as a savin failure: 4xx temporary (421 and 451
+    slow the sender down), else permanent."""
     text = f"smtp refused notice {notice_id}: reply {code}"
+    if code in TOO_MANY:
+        return RateLimited(text, str(code))
     return TemporaryFailure(text, str(code)) if 400 <= code < 500 else PermanentFailure(text, str(code))
 
 

@@ -48,6 +48,7 @@ from savin.notifiers.base import (
     Notifier,
     Outbound,
     PermanentFailure,
+    RateLimited,
     TemporaryFailure,
 )
 from savin.schemas import Channel, DeliveryResult, DeliveryStatus
@@ -64,7 +65,7 @@ CREDENTIALS = ("account_sid", "auth_token")
 #: Twilio error code -> what it means for savin.
 ERROR_CLASSES: dict[int, type[DeliveryError]] = {
     20003: ConfigurationFault,  # authentication failed: wrong credentials; notices wait until they are fixed
-    20429: TemporaryFailure,  # too many requests
+    20429: RateLimited,  # too many requests
     20500: TemporaryFailure,  # Twilio internal error
     20503: TemporaryFailure,  # Twilio unavailable
     30001: TemporaryFailure,  # queue overflow
@@ -125,7 +126,9 @@ def classify(exc: BaseException, notice_id: str | None = None, codes: ErrorCodes
                                       label, fields=codes.fields.get(code, CREDENTIALS) if code else CREDENTIALS)
         if kind is not None:
             return kind(text, label)
-        if status is None or status == 429 or status >= 500:
+        if status == 429:
+            return RateLimited(text, label)
+        if status is None or status >= 500:
             return TemporaryFailure(text, label)
         if 400 <= status < 500:
             return PermanentFailure(text, label)

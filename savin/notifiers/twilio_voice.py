@@ -14,8 +14,10 @@ machine only the neutral message.
 What the Calls API shares with the Messages API (the account's client and
 its check, a code map as savin's failures, the callbacks' signature and
 replay checks) comes from :mod:`savin.notifiers.twilio_sms`. This module
-owns the voice error codes (:data:`VOICE_ERRORS`), the calls-per-second
-spacing (:class:`CallSpacing`) and the call statuses (:class:`VoiceCallbacks`).
+owns the voice error codes (:data:`VOICE_ERRORS`) and the call statuses
+(:class:`VoiceCallbacks`). Calls keep to Twilio's calls-per-second limit as
+texts keep to theirs: the dispatcher waits on the voice channel's pacer
+(:mod:`savin.notifiers.pacing`, ``SAVIN_TWILIO_CALLS_PER_SECOND``) before each send.
 
 Machine detection asks Twilio for ``DetectMessageEnd``: Twilio answers
 ``AnsweredBy=human`` as soon as a person speaks, and for a machine waits for
@@ -26,9 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Protocol
 
@@ -41,6 +42,7 @@ from savin.notifiers.base import (
     ConfigurationFault,
     Outbound,
     PermanentFailure,
+    RateLimited,
     TemporaryFailure,
 )
 from savin.notifiers.twilio_sms import ErrorCodes, StatusCallbacks, TwilioAccount, with_query
@@ -51,7 +53,7 @@ from savin.schemas.registration import Channel
 from savin.sealing import Sealer
 
 __all__ = [
-    "TwilioVoice", "CallSpacing", "VoiceCallbacks", "VOICE_ERRORS", "CALL_STATUSES", "CALL_TTL", "CALL_TOKEN",
+    "TwilioVoice", "VoiceCallbacks", "VOICE_ERRORS", "CALL_STATUSES", "CALL_TTL", "CALL_TOKEN",
     "TWIML_PATH", "CALLBACK_PATH", "answered_by_machine",
 ]
 
@@ -72,7 +74,7 @@ VOICE_ERRORS = ErrorCodes(
         21210: ConfigurationFault,  # 'From' is not a verified caller ID of the account
         21212: ConfigurationFault,  # 'From' is not a valid caller ID
         10004: TemporaryFailure,  # call concurrency limit exceeded
-        20429: TemporaryFailure,  # too many requests
+        20429: RateLimited,  # too many requests
         20500: TemporaryFailure,  # Twilio internal error
         20503: TemporaryFailure,  # Twilio unavailable
         21211: PermanentFailure,  # invalid 'To' number
@@ -111,45 +113,6 @@ class Calls(Protocol):
     async def put(self, record: CallRecord) -> None: ...
 
 
-class CallSpacing:
-    """At most ``rate`` calls started a second, as Twilio's calls-per-second limit
-    allows: each caller takes the next free slot, in the order they ask, and waits
-    for it. Slots are ``(1 + margin) / rate`` apart, so jitter on the way to Twilio
-    does not bring two calls closer than its limit. A caller whose slot would be more
-    than ``max_wait`` seconds away takes none (:meth:`wait` answers False): a send
-    waiting that long would hold up the deliver stage's batch, and is better retried.
-    """
-
-    def __init__(self, rate: float, *, margin: float = 0.05, max_wait: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep):
-        if rate <= 0:
-            raise ValueError("calls per second must be positive")
-        self.interval = (1.0 + margin) / rate
-        self.max_wait = max_wait
-        self._clock = clock
-        self._sleep = sleep
-        self._next: float | None = None
-
-    def reserve(self) -> float | None:
-        """Take the next slot: the seconds until it, or None (nothing taken) when it is too far."""
-        now = self._clock()
-        at = now if self._next is None else max(now, self._next)
-        if at - now > self.max_wait:
-            return None
-        self._next = at + self.interval
-        return at - now
-
-    async def wait(self) -> bool:
-        """Wait for a slot; False at once when none is free within ``max_wait``."""
-        delay = self.reserve()
-        if delay is None:
-            return False
-        if delay > 0:
-            await self._sleep(delay)
-        return True
-
-
 class TwilioVoice(TwilioAccount):
     """Places a notice's call; :meth:`try_send` returns the call's sid.
 
@@ -173,13 +136,11 @@ class TwilioVoice(TwilioAccount):
         calls: Calls,
         link_key: bytes,
         web_base: str,
-        calls_per_second: float = 1.0,
         pin_required: bool = True,
         machine_detection: bool = True,
         base_url: str | None = None,
         timeout: float = 10.0,
         ring_timeout: int = 25,
-        max_wait: float = 10.0,
     ):
         super().__init__(sealer, account_sid, auth_token, base_url, timeout)
         if not from_number:
@@ -191,7 +152,6 @@ class TwilioVoice(TwilioAccount):
         self._pin_required = pin_required
         self._machine_detection = machine_detection
         self._ring_timeout = ring_timeout
-        self.spacing = CallSpacing(calls_per_second, max_wait=max_wait)
 
     async def start(self) -> None:
         await super().start()
@@ -236,10 +196,6 @@ class TwilioVoice(TwilioAccount):
         except (KafkaError, TimeoutError) as e:
             raise TemporaryFailure(f"the record of call {message.notice_id} was not written: {type(e).__name__}",
                                    "calls-topic") from e
-        await self.client()  # started before the slot is taken: starting cannot delay a call past its slot
-        if not await self.spacing.wait():
-            raise TemporaryFailure(f"call {message.notice_id} deferred: more calls are waiting than the "
-                                   "calls-per-second limit starts in time", "calls-per-second")
         ids = message.callback_params or {"notice_id": message.notice_id, "registration_id": message.registration_id}
         params: dict = {
             "to": address, "from_": self._from, "url": self.twiml_url(message.notice_id), "method": "POST",

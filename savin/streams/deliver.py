@@ -77,6 +77,7 @@ from savin.domain.delivery import Decision, decide, forgotten, is_due, ledger_en
 from savin.domain.matching import notice_id
 from savin.domain.quiet import quiet_hours_end
 from savin.notifiers.dispatcher import Dispatcher, Outcome
+from savin.notifiers.pacing import ROUTINE_HORIZON
 from savin.schemas import DONE_STATUSES, Channel, DeliveryResult, DeliveryStatus, NoticeJob
 from savin.schemas.consent import ConsentChange
 from savin.schemas.escalation import (
@@ -197,6 +198,8 @@ class DeliverStage(Stage):
         return got
 
     async def assigned(self, partitions: set[int]) -> None:
+        # Each worker sends its partitions' share of every provider limit: the group never exceeds it.
+        self.dispatcher.pacing.share(len(partitions), self.settings.partitions)
         for handle in self._resume.values():
             handle.cancel()
         self._resume.clear()
@@ -300,6 +303,9 @@ class DeliverStage(Stage):
         todo: list[tuple[Pending, NoticeJob, object]] = []
         in_batch: set[uuid.UUID] = set()
         stores: dict[int, Store] = {}
+        # Routine notices join the batch only as far as their channel's rate limit sends them within
+        # ROUTINE_HORIZON, the rest wait in Kafka: an urgent notice never waits behind a long routine batch.
+        budget = self.dispatcher.pacing.budget(ROUTINE_HORIZON)
         for tp, records in by_topic(batches, self._order):
             pending = self.begin(tp, records[0].offset)
             if pending is None:
@@ -327,9 +333,15 @@ class DeliverStage(Stage):
                 if tp.topic in self._retry_topics and not is_due(job, now):
                     self._hold_until(tp, r.offset, job.not_before)  # type: ignore[arg-type]
                     break
+                if tp.topic == self.topics.notices_routine and not budget.fits(job.channel.value):
+                    self.consumer.seek(tp, r.offset)  # the next batch starts here
+                    break
                 self.done(tp, r.offset + 1)
+                sending = len(todo)
                 async with self.guard(r, "notice job"):
                     await self._decide(pending, job, r, in_batch, todo, now)
+                if len(todo) > sending:
+                    budget.take(job.channel.value)
         await self._dispatch(todo, stores)
 
     async def _dispatch(self, todo: list, stores: dict[int, Store]) -> None:

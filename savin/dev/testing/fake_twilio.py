@@ -19,8 +19,11 @@ answers can be delayed, and accepted messages get status callbacks signed as
 Twilio signs them (``sent`` then ``delivered`` or ``undelivered``, or out of
 order when asked).
 
-Calls. ``calls_per_second`` (None: no limit) refuses more calls than that in
-any second with 429 / 20429, counted in ``too_many_requests``. An accepted call
+Rate limits. ``messages_per_second`` (None: no limit) refuses more messages
+than that from one sender (its From, or its MessagingServiceSid) in any second,
+and ``calls_per_second`` more calls than that, with 429 / 20429 (Twilio's error
+body), counted in ``too_many_requests`` (calls and messages together) and
+``messages_refused_429``; each accepted message's ``at`` says when it was taken. An accepted call
 (201, a Call resource with a ``CA`` sid, ``queued``) is played to its end by the
 scripted callee of its destination number, ``callees[number] =
 Callee(kind, digits=...)`` (:mod:`savin.dev.testing.callee`; other numbers get
@@ -282,6 +285,8 @@ class FakeTwilio(Recorder[SentMessage]):
         self.default_callee = Callee()
         #: Calls accepted in any one second (None: no limit); more get 429 / 20429.
         self.calls_per_second: float | None = None
+        #: Messages accepted from one sender in any one second (None: no limit); more get 429 / 20429.
+        self.messages_per_second: float | None = None
         #: TwiML requests one call may make before the fake hangs it up (a loop cannot run away).
         self.max_twiml_fetches = 50
         self.callbacks_enabled = True
@@ -299,7 +304,9 @@ class FakeTwilio(Recorder[SentMessage]):
         self.rotate_auth_token(auth_token)
         self._statuses: dict[str, str] = {}
         self._call_times: collections.deque[float] = collections.deque()
+        self._message_times: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._too_many_requests = 0
+        self._messages_refused = 0
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -330,9 +337,16 @@ class FakeTwilio(Recorder[SentMessage]):
 
     @property
     def too_many_requests(self) -> int:
-        """How many calls were refused for going over ``calls_per_second``."""
+        """How many calls and messages were refused for going over ``calls_per_second`` or
+        ``messages_per_second``."""
         with self._lock:
             return self._too_many_requests
+
+    @property
+    def messages_refused_429(self) -> int:
+        """How many messages were refused for going over ``messages_per_second``."""
+        with self._lock:
+            return self._messages_refused
 
     def _finished_calls(self, n: int) -> list[PlacedCall] | None:
         done = [c for c in self.calls if c.finished]
@@ -363,7 +377,9 @@ class FakeTwilio(Recorder[SentMessage]):
         with self._lock:
             self._statuses.clear()
             self._call_times.clear()
+            self._message_times.clear()
             self._too_many_requests = 0
+            self._messages_refused = 0
 
     @staticmethod
     def number_ref(number: str) -> str:
@@ -491,7 +507,9 @@ class FakeTwilio(Recorder[SentMessage]):
             self._refuse(request.path, "From or MessagingServiceSid: is required")
             return _error(21603)
         to = params["To"]
-        if (refusal := await self._refusal(to, self.fail_numbers)) is not None:
+        sender = params.get("MessagingServiceSid") or params["From"]
+        refusal = await self._refusal(to, self.fail_numbers, over_limit=lambda: self._over_messages_per_second(sender))
+        if refusal is not None:
             return refusal
         message = SentMessage(
             sid="SM" + uuid.uuid4().hex, to=to, from_=params.get("From"),
@@ -612,22 +630,34 @@ class FakeTwilio(Recorder[SentMessage]):
         return None
 
     def _over_calls_per_second(self) -> bool:
-        """Whether a call now would be more than ``calls_per_second`` allows in any second
-        (one in 1/cps seconds below 1 a second). A call up to 50 ms early is let through:
-        a client spacing its calls exactly cannot control the network's jitter."""
-        cps = self.calls_per_second
-        if cps is None:
+        """Whether a call now would be more than ``calls_per_second`` allows (:meth:`_over`)."""
+        return self._over(self._call_times, self.calls_per_second)
+
+    def _over_messages_per_second(self, sender: str) -> bool:
+        """Whether a message from ``sender`` now would be more than ``messages_per_second`` allows."""
+        over = self._over(self._message_times[sender], self.messages_per_second)
+        if over:
+            with self._lock:
+                self._messages_refused += 1
+        return over
+
+    def _over(self, times: collections.deque[float], per_second: float | None) -> bool:
+        """Whether one more request now would be more than ``per_second`` in any second (one in
+        1/per_second seconds below 1 a second), noting it in ``times`` when it is not. A request
+        up to 50 ms early is let through: a client spacing its requests exactly cannot control
+        the network's jitter."""
+        if per_second is None:
             return False
-        window = max(1.0, 1.0 / cps) - 0.05
-        limit = max(1, int(cps))
+        window = max(1.0, 1.0 / per_second) - 0.05
+        limit = max(1, int(per_second))
         now = time.monotonic()
         with self._lock:
-            while self._call_times and now - self._call_times[0] >= window:
-                self._call_times.popleft()
-            if len(self._call_times) >= limit:
+            while times and now - times[0] >= window:
+                times.popleft()
+            if len(times) >= limit:
                 self._too_many_requests += 1
                 return True
-            self._call_times.append(now)
+            times.append(now)
             return False
 
     async def _fetch_call(self, request: web.Request) -> web.Response:
