@@ -24,7 +24,7 @@ from argon2 import exceptions as argon2_exceptions
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from savin.schemas import Registration, SealedContact, StoredRegistration
+from savin.schemas import Registration, RegistrationStatus, SealedContact, StoredRegistration
 from savin.schemas.consent import Actor
 from savin.settings import DataKeys
 
@@ -160,4 +160,6 @@ def seal_registration(reg: Registration, sealer: Sealer, now: dt.datetime,
         quiet_hours=reg.quiet_hours,
         updated_at=now,
         changed_by=changed_by,
+        created_at=now,
+        cancelled_at=now if reg.status is RegistrationStatus.CANCELLED else None,
     )

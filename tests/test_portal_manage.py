@@ -338,6 +338,11 @@ async def test_changes_are_records_by_the_portal_and_the_next_notice_follows_the
                       "sms verified", "email removed", "cancelled"]
     assert view["status"] == "cancelled" and view["quiet_hours"] == {"start": "22:30", "end": "07:00"}
     assert view["timezone"] == "America/Denver"
+    # Each record carries when the registration was made; the cancelling one, when it was cancelled.
+    regs = [StoredRegistration.model_validate_json(r.value) async for r in read_topic(stack.bootstrap, stack.topics.registrations)
+            if r.key == b"R-LIVE"]
+    assert len({r.created_at for r in regs}) == 1 and regs[0].created_at is not None
+    assert regs[-1].cancelled_at == regs[-1].updated_at and all(r.cancelled_at is None for r in regs[:-1])
     consent = [(h["changed_by"], h["change"]) for h in view["history"] if h["kind"] == "consent"]
     assert consent == [("inbound_sms", "sms stopped (STOP)"), ("portal", "sms started again (new contact)")]
     shown = savin(["registrations", "show", "R-LIVE"], env)

@@ -101,17 +101,19 @@ class Script:
             "corrects": None}
 
     def registration(self, rid: str, at: dt.datetime, language: str, channels: tuple[str, ...],
-                     status: str = "active") -> None:
+                     status: str = "active", created: dt.datetime | None = None,
+                     cancelled: dt.datetime | None = None) -> None:
         self.put("registrations", rid, StoredRegistration(
             registration_id=rid, offender_id="O-REG", language=language, event_types=None, pin_hash=None,
-            status=RegistrationStatus(status), timezone="America/Chicago", updated_at=at,
+            status=RegistrationStatus(status), timezone="America/Chicago", updated_at=at, created_at=created,
+            cancelled_at=cancelled,
             contacts=tuple(SealedContact(channel=Channel(c), address_sealed="k1:sealed", verified=True)
                            for c in channels)))
 
 
 def scripted_run() -> Script:
     s = Script()
-    R = [f"R{n:02d}" for n in range(22)]  # R[1] .. R[21]
+    R = [f"R{n:02d}" for n in range(25)]  # R[1] .. R[24]
 
     # ---- registrations: new, changed and cancelled in the period, by language and channel -------------
     for n in range(1, 11):
@@ -126,6 +128,11 @@ def scripted_run() -> Script:
     for n in (19, 20):
         s.registration(R[n], t(2), "en", ("sms",), status="cancelled")  # cancelled / en: sms 2
     s.registration(R[21], t(8), "en", ("sms",))                       # after the period
+    # Compacted: only each one's newest record is left, and the times it carries say the rest.
+    for n in (22, 23):
+        s.registration(R[n], t(3), "en", ("sms",), created=t(0, 3))   # new and changed / en: sms 2 and 2
+    s.registration(R[24], t(2, 2), "en", ("sms",), status="cancelled", created=t(-10),
+                   cancelled=t(2, 2))                                 # cancelled / en: sms 1
 
     # ---- a RELEASED notice made before the period: not in the report -------------------------------
     e0 = uuid.uuid4()
@@ -227,10 +234,10 @@ def scripted_run() -> Script:
 # The tables, worked out by hand (rows sorted; the totals row last; "<5" for 1 to 4).
 REGISTRATIONS = [
     {"change": "cancelled", "language": "en", "email": 0, "sms": "<5", "total": "<5"},
-    {"change": "changed", "language": "en", "email": 0, "sms": 6, "total": 6},
-    {"change": "new", "language": "en", "email": 10, "sms": 10, "total": 20},
+    {"change": "changed", "language": "en", "email": 0, "sms": 8, "total": 8},
+    {"change": "new", "language": "en", "email": 10, "sms": 12, "total": 22},
     {"change": "new", "language": "es", "email": 0, "sms": "<5", "total": "<5"},
-    {"change": "total", "language": "", "email": 10, "sms": 20, "total": 30},
+    {"change": "total", "language": "", "email": 10, "sms": 25, "total": 35},
 ]
 NOTICES = [
     {"event_type": "ESCAPED", "channel": "sms", "accepted": 0, "cancelled": 0, "delivered": "<5", "failed": "<5",

@@ -379,16 +379,28 @@ class Statistics:
 
 def _registration_rows(run: Run, period: Period) -> list[dict[str, str]]:
     """One row per (registration, change, channel): a registration counts once per kind of change
-    in the period, under each channel it has a contact on."""
+    in the period, under each channel it has a contact on.
+
+    New and cancelled go by the times every record carries (``created_at``, ``cancelled_at``), so
+    they are counted after compaction has kept only a registration's newest record; records without
+    them (written before they existed) go by the history read. A change is counted from the records
+    still on the topic: one compacted away is not."""
     rows = []
     for history in run.registrations.values():
         kinds: dict[str, StoredRegistration] = {}
+        created = next((r.created_at for r in history if r.created_at is not None), None)
+        cancelled = next((r.cancelled_at for r in reversed(history) if r.cancelled_at is not None), None)
+        if created is not None and created in period:
+            kinds["new"] = history[0]
+        if cancelled is not None and cancelled in period:
+            kinds["cancelled"] = history[-1]
         for before, reg in zip([None, *history], history):
-            if reg.updated_at not in period:
+            if reg.updated_at not in period or reg.updated_at in (created, cancelled):
                 continue
-            if before is None:
+            if before is None and created is None:
                 kinds.setdefault("new", reg)
-            elif reg.status is RegistrationStatus.CANCELLED and before.status is not RegistrationStatus.CANCELLED:
+            elif (cancelled is None and reg.status is RegistrationStatus.CANCELLED
+                  and (before is None or before.status is not RegistrationStatus.CANCELLED)):
                 kinds["cancelled"] = reg
             else:
                 kinds["changed"] = reg

@@ -152,5 +152,9 @@ class StoredRegistration(Strict):
     updated_at: Timestamp
     #: Who made this change; every change is a new record on the registrations topic.
     changed_by: Actor = Actor.OPERATOR
+    #: When the registration was made and when it was cancelled, carried by every later record, so the
+    #: statistics count them after compaction has kept only a registration's newest record.
+    created_at: Timestamp | None = None
+    cancelled_at: Timestamp | None = None
     kind: Literal["registration"] = "registration"
 

@@ -43,7 +43,7 @@ from savin.domain.clock import utcnow
 from savin.domain.vocabulary import EVENT_TYPES
 from savin.ops.registrations import mask_email, mask_phone
 from savin.rendering.renderer import OFFICE_PHONE
-from savin.schemas import SealedContact, StoredRegistration
+from savin.schemas import RegistrationStatus, SealedContact, StoredRegistration
 from savin.schemas.consent import Attempts, ConsentChange
 from savin.schemas.escalation import AckChannel, Acknowledgement, EscalationState
 from savin.schemas.registration import Actor, Channel, Contact, QuietHours, RegistrationStatus
@@ -285,7 +285,10 @@ class Managing:
     async def save(self, reg: StoredRegistration, update: dict, what: str) -> StoredRegistration:
         """A new record of the registration as it is now with ``update``, made by the portal."""
         current = self.portal.views.registration(reg.registration_id) or reg
-        changed = current.model_copy(update={**update, "updated_at": utcnow(), "changed_by": Actor.PORTAL})
+        now = utcnow()
+        if update.get("status") is RegistrationStatus.CANCELLED and current.status is not RegistrationStatus.CANCELLED:
+            update = {**update, "cancelled_at": now}
+        changed = current.model_copy(update={**update, "updated_at": now, "changed_by": Actor.PORTAL})
         await self.portal.commands.save_registration(changed)
         log.info("registration changed registration=%s what=%s", reg.registration_id, what)
         return self.portal.views.registration(reg.registration_id) or changed
