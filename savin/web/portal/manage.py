@@ -43,7 +43,7 @@ from savin.domain.clock import utcnow
 from savin.domain.vocabulary import EVENT_TYPES
 from savin.ops.registrations import mask_email, mask_phone
 from savin.rendering.renderer import OFFICE_PHONE
-from savin.schemas import RegistrationStatus, SealedContact, StoredRegistration
+from savin.schemas import SealedContact, StoredRegistration
 from savin.schemas.consent import Attempts, ConsentChange
 from savin.schemas.escalation import AckChannel, Acknowledgement, EscalationState
 from savin.schemas.registration import Actor, Channel, Contact, QuietHours, RegistrationStatus
