@@ -215,3 +215,52 @@ async def test_one_worker_judges_and_another_takes_up_from_the_record_when_it_st
     assert await asyncio.to_thread(states) == ["ok"], \
         "the new judge took up the recorded state instead of recording it again"
     assert await stack.dead_letters() == []
+
+
+@pytest.mark.e2e
+async def test_a_source_far_below_its_usual_rate_is_low_until_its_events_come_back(stack):
+    """Two days of a source's hourly counts (100 an hour) are on feed-counts, as a status stage left
+    them; the last two hours brought nothing but heartbeats. The watchdog says the source is low (not
+    stale: its heartbeats come), and ok again once events come at a tenth of the usual rate."""
+    from savin.topics import ensure_topics, producer
+
+    await ensure_topics(stack.bootstrap, stack.topics.specs(), 1)
+    now = dt.datetime.now(UTC).timestamp()
+    hour = int(now // H)
+    usual = {str(h): 100 for h in range(hour - 48, hour - 1)}
+    counts = FeedCounts(partition=3, at=at(now), sources={"county-jail": SourceCounts(
+        last_event_at=at((hour - 1) * H - 60), last_heartbeat_at=at(now - 5), hourly=usual)})
+    p = producer(stack.bootstrap)
+    await p.start()
+    try:
+        await p.send_and_wait(stack.topics.feed_counts, counts.model_dump_json().encode(), key=b"p3", partition=0)
+    finally:
+        await p.stop()
+    worker = stack.start_worker(SAVIN_STAGES="status", **WATCH)
+    await stack.publish_events([json.dumps(event("HEARTBEAT", "heartbeat", source="county-jail"))])
+
+    def latest(wanted: str, after: dt.datetime | None = None):
+        return lambda: next((c for c in reversed(_changes(stack)) if c.source == "county-jail" and c.state == wanted
+                             and (after is None or c.at > after)), None)
+
+    low = await eventually(latest("low"), 60, "county-jail judged low")
+    assert low.reason == "0 events in the last hour, usual 100 (below 10% of usual)"
+    assert not any(c.source == "county-jail" and c.state == "stale" for c in await asyncio.to_thread(_changes, stack))
+    page = await asyncio.to_thread(_metrics, worker)
+    assert (metric(page, "savin_feed_low", source="county-jail"), metric(page, "savin_feed_stale", source="county-jail")) \
+        == (1, 0)
+    shown = await asyncio.to_thread(savin, ["feeds", "--json"], {**stack.env(), **WATCH})
+    rows = {r["source"]: r for r in map(json.loads, shown.stdout.splitlines())}
+    assert shown.returncode == 1 and rows["county-jail"]["state"] == "low", shown.stdout
+    assert "feed source=county-jail is low" in worker.log_path.read_text()
+
+    # Events at more than a tenth of the usual rate: ok again, and low is no downtime.
+    await stack.publish_events([json.dumps(event("TRANSFERRED", f"MO-LOW-{i}", source="county-jail"))
+                                for i in range(15)])
+    back = await eventually(latest("ok", after=low.at), 60, "county-jail ok again")
+    assert back.at > low.at
+    page = await asyncio.to_thread(_metrics, worker)
+    assert metric(page, "savin_feed_low", source="county-jail") == 0
+    start, end = low.at - dt.timedelta(minutes=1), back.at + dt.timedelta(minutes=1)
+    down = downtime_hours(await read_feed_changes(stack.settings(), start, end), start.timestamp(), end.timestamp())
+    assert down.get("county-jail", 0.0) == 0.0
