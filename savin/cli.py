@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from savin import __version__
-from savin.dev.broker import BrokerError, DevBroker
+from savin.dev.broker import BrokerError
 from savin.schemas.notices import DeliveryStatus
 from savin.settings import Settings, SettingsError, load_settings
 
@@ -36,13 +35,11 @@ def _typer(help: str) -> typer.Typer:
 
 
 app = _typer("savin: event-driven victim notification engine.")
-broker_app = _typer("Run a local single-node Kafka (KRaft) for development.")
 schema_app = _typer("Published JSON Schemas.")
 registrations_app = _typer("Victim registrations.")
 dead_app = _typer("Inspect and replay dead letters.")
 keys_app = _typer("Data keys for sealing personal data.")
 notices_app = _typer("Audit notices: where each one stands and how it got there.")
-app.add_typer(broker_app, name="broker")
 app.add_typer(schema_app, name="schema")
 app.add_typer(registrations_app, name="registrations")
 app.add_typer(dead_app, name="dead-letters")
@@ -167,58 +164,6 @@ def show_table(title: str, columns: list[tuple[str, bool]], rows: list[list[str]
         out.print()
         for (header, _), cell in zip(columns, row):
             out.print(Text(f"{header:<{width}}  {cell}"), soft_wrap=True)
-
-
-# ---- broker -------------------------------------------------------------------
-
-DataDir = Annotated[Path, typer.Option(help="Where the broker keeps its data, config and log.")]
-
-
-def _broker(data_dir: Path, port: int, controller_port: int, heap: str) -> DevBroker:
-    return DevBroker(data_dir=data_dir, port=port, controller_port=controller_port, heap=heap)
-
-
-@broker_app.command("start")
-def broker_start(
-    data_dir: DataDir = Path("var/kafka"),
-    port: int = typer.Option(9092, help="Client port (PLAINTEXT listener)."),
-    controller_port: int = typer.Option(9093, help="KRaft controller port."),
-    heap: str = typer.Option("512m", help="JVM heap, e.g. 512m or 1g."),
-):
-    """Start Kafka and wait until it answers; print the bootstrap address."""
-    external = os.environ.get("SAVIN_KAFKA_BOOTSTRAP")
-    if external:
-        from savin.dev.broker import broker_reachable
-
-        if broker_reachable(external):
-            say(f"SAVIN_KAFKA_BOOTSTRAP names a running broker; using {external}")
-            print(external)
-            return
-        raise fail(f"SAVIN_KAFKA_BOOTSTRAP={external} is set but no broker answers there")
-    try:
-        bootstrap = _broker(data_dir, port, controller_port, heap).start(
-            progress=lambda m: err.print(m, markup=False, highlight=False))
-    except BrokerError as e:
-        raise fail(str(e)) from None
-    print(bootstrap)
-
-
-@broker_app.command("stop")
-def broker_stop(data_dir: DataDir = Path("var/kafka")):
-    """Stop the broker started from DATA_DIR; no process is left behind."""
-    DevBroker(data_dir=data_dir).stop(progress=lambda m: err.print(m, markup=False, highlight=False))
-
-
-@broker_app.command("status")
-def broker_status(data_dir: DataDir = Path("var/kafka")):
-    """Say whether the broker runs, and where. Exit 1 when it does not."""
-    st = DevBroker(data_dir=data_dir).status()
-    if st.running:
-        bootstrap = DevBroker(data_dir=data_dir).pid_file.read_text().split()[1]
-        say(f"running: pid {st.pid}, bootstrap {bootstrap}, data {st.data_dir}")
-    else:
-        say(f"not running (data {st.data_dir})")
-        raise typer.Exit(1)
 
 
 # ---- schemas and keys -----------------------------------------------------------
@@ -728,11 +673,11 @@ def bench(
         raise fail(str(e)) from None
 
 
-from savin import feeds_cli, holds_cli, reports_cli  # noqa: E402 - their commands use the helpers above
+from savin import broker_cli, feeds_cli, holds_cli, reports_cli  # noqa: E402 - their commands use the helpers above
 from savin.operators_cli import operators_app  # noqa: E402
 
 app.add_typer(operators_app, name="operators")
-for part in (holds_cli, feeds_cli, reports_cli):
+for part in (broker_cli, holds_cli, feeds_cli, reports_cli):
     part.register(app)
 
 

@@ -3,19 +3,22 @@ partitioned onto them, and the producer settings every writer uses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner
 
 from savin.schemas import StoredRegistration
 from savin.settings import Settings
 
 __all__ = ["TopicSpec", "Topics", "TopicSetupError", "partition_for", "registration_record", "ensure_topics",
-           "producer"]
+           "min_insync_replicas", "producer", "with_admin"]
 
 
 @dataclass(frozen=True)
@@ -165,46 +168,79 @@ def registration_record(stored: StoredRegistration, partitions: int) -> tuple[by
             partition_for(stored.offender_id.encode(), partitions))
 
 
+T = TypeVar("T")
+
+
 class TopicSetupError(RuntimeError):
     """A topic could not be created, or exists with the wrong partition count;
     the message names the setting to look at."""
 
 
+def min_insync_replicas(replication: int) -> int:
+    """How many replicas must hold a write before an acks=all producer hears it is
+    kept (``min.insync.replicas``): all but one, so one broker may be down without
+    stopping writes; at most two, which already survive the loss of any one broker;
+    at least one. With three replicas: two."""
+    return max(1, min(2, replication - 1))
+
+
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], replication: int = 1) -> None:
-    """Create missing topics with ``replication`` replicas (SAVIN_REPLICATION_FACTOR);
-    check existing ones have the expected partition count."""
+    """Create missing topics with ``replication`` replicas (SAVIN_REPLICATION_FACTOR)
+    and :func:`min_insync_replicas`; check existing ones have the expected partition count."""
     specs = list(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        if missing:
-            response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, replication, topic_configs=s.config) for s in missing]
-            )
-            # The broker answers per topic and aiokafka does not raise: a topic left
-            # uncreated would later be auto-created on first write, without its
-            # compaction or partition count.
-            for name, code, *message in response.topic_errors:
-                error = for_code(code)
-                if code == 0 or error is TopicAlreadyExistsError:
-                    continue
-                detail = (message[0] if message else None) or error.__name__
-                raise TopicSetupError(f"could not create topic {name} with {replication} replica(s) "
-                                      f"(SAVIN_REPLICATION_FACTOR): {detail}")
-        present = [s for s in specs if s.name in existing]
-        if present:
-            described = await admin.describe_topics([s.name for s in present])
-            counts = {d["topic"]: len(d["partitions"]) for d in described}
-            for s in present:
-                if counts.get(s.name) not in (None, s.partitions):
-                    raise TopicSetupError(
-                        f"topic {s.name} has {counts[s.name]} partitions, expected {s.partitions} "
-                        "(SAVIN_PARTITIONS); co-partitioned topics must match"
-                    )
-    finally:
-        await admin.close()
+    await with_admin(bootstrap, lambda admin: _ensure_topics(admin, specs, replication))
+
+
+async def _ensure_topics(admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication: int) -> None:
+    existing = set(await admin.list_topics())
+    missing = [s for s in specs if s.name not in existing]
+    if missing:
+        in_sync = {"min.insync.replicas": str(min_insync_replicas(replication))}
+        response = await admin.create_topics(
+            [NewTopic(s.name, s.partitions, replication, topic_configs={**in_sync, **s.config}) for s in missing]
+        )
+        # The broker answers per topic and aiokafka does not raise: a topic left
+        # uncreated would later be auto-created on first write, without its
+        # compaction or partition count.
+        for name, code, *message in response.topic_errors:
+            error = for_code(code)
+            if code == 0 or error is TopicAlreadyExistsError:
+                continue
+            detail = (message[0] if message else None) or error.__name__
+            raise TopicSetupError(f"could not create topic {name} with {replication} replica(s) "
+                                  f"(SAVIN_REPLICATION_FACTOR): {detail}")
+    present = [s for s in specs if s.name in existing]
+    if present:
+        described = await admin.describe_topics([s.name for s in present])
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        for s in present:
+            if counts.get(s.name) not in (None, s.partitions):
+                raise TopicSetupError(
+                    f"topic {s.name} has {counts[s.name]} partitions, expected {s.partitions} "
+                    "(SAVIN_PARTITIONS); co-partitioned topics must match"
+                )
+
+
+async def with_admin(bootstrap: str, work: Callable[[AIOKafkaAdminClient], Awaitable[T]],
+                     timeout: float = 30.0, **client) -> T:
+    """``await work(admin)`` with an admin client of ``bootstrap``, closed after it;
+    again with a fresh client while it fails with a retriable Kafka error, for up to
+    ``timeout`` seconds. aiokafka's admin sends each request to a random broker of
+    its metadata, and a broker that has just died stays there until the controller
+    fences it (about 9 s in KRaft): such a request fails at once, the next may not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client)
+        try:
+            await admin.start()  # no broker of bootstrap answering is an answer: not retried
+            try:
+                return await work(admin)
+            except KafkaError as e:
+                if not e.retriable or time.monotonic() >= deadline:
+                    raise
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.5)
 
 
 def producer(bootstrap: str, **kw) -> AIOKafkaProducer:
