@@ -96,3 +96,10 @@ def test_cluster_ids_are_never_read_as_an_option(monkeypatch):
     monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(fresh))
     cluster_id = broker._kafka_uuid()
     assert not cluster_id.startswith("-") and len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+@pytest.mark.parametrize(("replication", "in_sync"), [(1, 1), (2, 1), (3, 2), (5, 2)])
+def test_topics_keep_all_replicas_but_one_in_sync_and_never_ask_more_than_two(replication, in_sync):
+    from savin.topics import min_insync_replicas
+
+    assert min_insync_replicas(replication) == in_sync
