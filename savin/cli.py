@@ -650,16 +650,25 @@ def bench(
     rate: Optional[int] = typer.Option(None, help="Events per second offered in the latency stage."),
     duration: Optional[float] = typer.Option(None, help="Seconds of the latency stage."),
     recovery_registrations: Optional[int] = typer.Option(None, help="Registrations held at the restart."),
+    runs: Optional[int] = typer.Option(None, help="Runs of the match stage (each with its baseline) and of the "
+                                                  "latency stage."),
+    burst_events: Optional[int] = typer.Option(None, help="Urgent events of the burst (2 registrations each)."),
+    backlog_notices: Optional[int] = typer.Option(None, help="Routine notices queued ahead of the urgent one."),
+    only: list[str] = typer.Option([], "--only", help="Run only this stage (repeatable): match, send, latency, "
+                                                      "recovery, acknowledgement, burst, backlog, cluster."),
 ):
-    """Measure throughput, latency and recovery against a raw aiokafka baseline."""
+    """Measure throughput, latency, recovery and provider pacing against a raw aiokafka baseline."""
     import dataclasses
 
     dev_extra()
-    from savin.dev.bench import QUICK, STANDARD, run_bench
+    from savin.dev.bench import QUICK, STAGES, STANDARD, run_bench
 
     base = QUICK if quick else STANDARD
+    if unknown := sorted(set(only) - set(STAGES)):
+        raise fail(f"--only: no stage {', '.join(unknown)} (the stages: {', '.join(STAGES)})")
     given = dict(events=events, registrations=registrations, offenders=offenders, notices=notices,
-                 rate=rate, duration=duration, recovery_registrations=recovery_registrations)
+                 rate=rate, duration=duration, recovery_registrations=recovery_registrations, runs=runs,
+                 burst_events=burst_events, backlog_notices=backlog_notices)
     for name, value in given.items():
         if value is not None and value <= 0:
             raise fail(f"--{name.replace('_', '-')} must be positive")
@@ -667,8 +676,10 @@ def bench(
     label = "quick" if quick else "standard"
     if sizes != base:
         label += " (custom sizes)"
+    if only:
+        label += " (only " + ", ".join(only) + ")"
     try:
-        run_bench(sizes, out_dir, out, label=label)
+        run_bench(sizes, out_dir, out, label=label, only=only or STAGES)
     except (BrokerError, TimeoutError) as e:
         raise fail(str(e)) from None
 

@@ -58,13 +58,15 @@ def phone(n: int) -> str:
     return f"+1573{n:07d}"
 
 
-def event_line(event_type: str, offender: str, n: int) -> bytes:
+def event_line(event_type: str, offender: str, n: int, occurred_at: dt.datetime | None = None) -> bytes:
+    """One custody event; it occurred ``n`` seconds after :data:`BASE_TIME`, or at ``occurred_at``
+    (a fresh event, whose notice's statutory deadline is still ahead and watched)."""
     return json.dumps({
         "event_id": str(uuid.UUID(int=random.getrandbits(128), version=4)),
         "event_type": event_type,
         "offender_id": offender,
         "offender_name": f"Offender {n} Example",
-        "occurred_at": (BASE_TIME + dt.timedelta(seconds=n)).isoformat(),
+        "occurred_at": (occurred_at or BASE_TIME + dt.timedelta(seconds=n)).isoformat(),
         "source": "bench",
         "schema_version": 1,
         "payload": _PAYLOADS[event_type],
