@@ -689,7 +689,7 @@ async def _runs(bench: Bench, what: str, step: Callable[[int], Awaitable[dict]])
 
 
 async def _match(bench: Bench) -> dict:
-    runs = await _runs(bench, "match", lambda i: bench.match_run())
+    runs = await _runs(bench, "match", lambda i: bench.match_run(name=f"match-{i}"))
     first = runs[0]
     return {"runs": runs, **{k: first[k] for k in ("registrations", "offenders", "events", "notices")},
             "message_bytes": first["baseline"]["message_bytes"],
