@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from savin.domain.vocabulary import Urgency
 from savin.notifiers.base import DeliveryError, Notifier, Outbound, PermanentFailure, RateLimited
 from savin.notifiers.pacing import Pacing
 from savin.rendering.links import LinkMaker
@@ -98,7 +99,7 @@ class Dispatcher:
                 content=content,
                 callback_params={"notice_id": str(job.notice_id), "registration_id": job.registration_id},
             )
-            receipt = await self._paced(notifier, outbound, channel, job.urgency.value == "urgent")
+            receipt = await self._paced(notifier, outbound, channel, job.urgency is Urgency.URGENT)
         except DeliveryError as e:
             if e.temporary:
                 status = DeliveryStatus.RETRYING

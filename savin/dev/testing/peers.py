@@ -118,19 +118,30 @@ async def serve(twilio_latency: float, twilio_options: dict[str, object], callee
         smtp.close()
 
 
+class _Tail:
+    """What one peer accepted so far, in order, fetched from the peers' process a part at a time."""
+
+    def __init__(self, peers: "RemotePeers", path: str):
+        self._peers, self._path = peers, path
+        self._seen: list[Delivered] = []
+
+    def __call__(self) -> list[Delivered]:
+        got = self._peers.get(f"{self._path}?since={len(self._seen)}")
+        self._seen.extend(Delivered(to, at) for to, at in got)
+        return list(self._seen)
+
+
 class _RemoteTwilio:
     """What a :class:`~savin.dev.stack.LocalStack` and the benchmark read of the fake Twilio."""
 
     def __init__(self, peers: "RemotePeers", base_url: str):
         self._peers, self.base_url = peers, base_url
-        self._messages: list[Delivered] = []
+        self._messages = _Tail(peers, "/messages")
 
     @property
     def messages(self) -> list[Delivered]:
-        """Every accepted message so far, in order (fetched incrementally)."""
-        got = self._peers.get(f"/messages?since={len(self._messages)}")
-        self._messages.extend(Delivered(to, at) for to, at in got)
-        return list(self._messages)
+        """Every accepted message so far, in order."""
+        return self._messages()
 
     @property
     def calls(self) -> list[Delivered]:
@@ -146,14 +157,13 @@ class _RemoteTwilio:
 
 class _RemoteSmtp:
     def __init__(self, peers: "RemotePeers", port: int):
-        self._peers, self.port = peers, port
-        self._mails: list[Delivered] = []
+        self.port = port
+        self._mails = _Tail(peers, "/mails")
 
     @property
     def messages(self) -> list[Delivered]:
-        got = self._peers.get(f"/mails?since={len(self._mails)}")
-        self._mails.extend(Delivered(to, at) for to, at in got)
-        return list(self._mails)
+        """Every received mail so far, in order."""
+        return self._mails()
 
     def stop(self) -> None:
         """The process is stopped by :meth:`RemotePeers.stop`."""
